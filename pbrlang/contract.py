@@ -1,0 +1,69 @@
+"""The facade: load a contract once, evaluate it against tables as often as needed."""
+
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from . import checker, compiler, data, evaluator, parser
+from .errors import UsageError
+from .program import Program
+from .statement import Statement
+
+
+class Contract:
+    """A checked, compiled contract."""
+
+    def __init__(self, program: Program):
+        self.program = program
+        self.compiled = compiler.compile_program(program)
+
+    @property
+    def name(self) -> str:
+        return self.program.name
+
+    @property
+    def warnings(self):
+        return self.program.warnings
+
+    def load_data(self, tables: Mapping[str, Any] | Iterable[str | Path] | str | Path) -> data.Dataset:
+        if isinstance(tables, (str, Path)):
+            tables = [tables]
+        return data.load(self.program, tables)
+
+    def evaluate(self, tables, as_of: datetime.date | str) -> Statement:
+        """Evaluate against tables: paths (files or folders) or {table name: iterable of dicts}."""
+        as_of = _as_of(as_of)
+        dataset = tables if isinstance(tables, data.Dataset) else self.load_data(tables)
+        return evaluator.evaluate(self.compiled, dataset, as_of)
+
+
+def _as_of(value: datetime.date | str) -> datetime.date:
+    if isinstance(value, datetime.datetime):
+        raise UsageError("as_of is a date, not a date and time")
+    if isinstance(value, datetime.date):
+        return value
+    try:
+        return datetime.date.fromisoformat(str(value))
+    except ValueError:
+        raise UsageError(f"as-of date {value!r} is not a date YYYY-MM-DD") from None
+
+
+def loads(text: str, name: str = "<contract>") -> Contract:
+    """Parse, check and compile contract text."""
+    return Contract(checker.check(parser.parse(text, name)))
+
+
+def load(path: str | Path) -> Contract:
+    """Read, parse, check and compile a contract file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such contract file") from None
+    except UnicodeDecodeError as err:
+        raise UsageError(f"{path}: is not UTF-8 text ({err.reason} at byte {err.start})") from None
+    except OSError as err:
+        raise UsageError(f"{path}: cannot be read ({err.strerror})") from None
+    return loads(text, str(path))

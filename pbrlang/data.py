@@ -1,0 +1,427 @@
+"""Input data: CSV and JSON Lines files (or in-memory records) -> typed, validated tables.
+
+Every value is converted by its field's declared type; anything that does not
+fit is reported with its file, row (line) and field, and the run stops. A row
+is never dropped silently.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import io
+import json
+import re
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import attrs
+
+from .errors import DataError, DataProblem, UsageError
+from .program import Program, TableInfo
+
+MAX_PROBLEMS = 200
+
+_INT = re.compile(r"-?[0-9]+\Z")
+_DEC = re.compile(r"-?[0-9]+(\.[0-9]+)?\Z")
+_MONEY = re.compile(r"-?[0-9]+(\.[0-9]{1,2})?\Z")
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
+# Amounts beyond this are certainly a broken export, not a payment-by-results figure.
+MAX_ABS_NUMBER = Decimal("1e15")
+
+
+class _Bad(Exception):
+    pass
+
+
+@attrs.define
+class Table:
+    """One loaded table: rows are tuples of typed values, the row's line number last."""
+
+    name: str
+    info: TableInfo
+    file: str
+    rows: list[tuple]
+
+
+@attrs.define
+class Dataset:
+    tables: dict[str, Table]
+    warnings: list[str] = attrs.field(factory=list)
+
+
+def _converter(field, table: str):
+    kind = field.type.kind
+    optional = field.optional
+
+    if kind == "date":
+        cache: dict[str, int] = {}
+
+        def conv(raw: Any):
+            if isinstance(raw, datetime.date) and not isinstance(raw, datetime.datetime):
+                return raw.toordinal()
+            if not isinstance(raw, str):
+                raise _Bad(f"expected a date YYYY-MM-DD, found {_show(raw)}")
+            hit = cache.get(raw)
+            if hit is not None:
+                return hit
+            if not _DATE.match(raw):
+                raise _Bad(f"expected a date YYYY-MM-DD, found {_show(raw)}")
+            try:
+                value = datetime.date.fromisoformat(raw).toordinal()
+            except ValueError:
+                raise _Bad(f"{_show(raw)} is not a real date") from None
+            cache[raw] = value
+            return value
+
+    elif kind == "integer":
+
+        def conv(raw: Any):
+            if isinstance(raw, bool):
+                raise _Bad(f"expected a whole number, found {_show(raw)}")
+            if isinstance(raw, int):
+                value = raw
+            elif isinstance(raw, str) and _INT.match(raw):
+                value = int(raw)
+            else:
+                raise _Bad(f"expected a whole number, found {_show(raw)}")
+            if abs(value) > MAX_ABS_NUMBER:
+                raise _Bad(f"{value} is too large to be a real figure")
+            return value
+
+    elif kind in ("decimal", "money"):
+        pattern = _MONEY if kind == "money" else _DEC
+        what = "an amount in pounds like 1200.00" if kind == "money" else "a decimal number like 14.5"
+
+        def conv(raw: Any):
+            if isinstance(raw, float):
+                raise _Bad(f"expected {what}; binary floating point is not accepted, pass a string or Decimal")
+            if isinstance(raw, bool):
+                raise _Bad(f"expected {what}, found {_show(raw)}")
+            if isinstance(raw, int):
+                value = Decimal(raw)
+            elif isinstance(raw, Decimal):
+                if not raw.is_finite():
+                    raise _Bad(f"expected {what}, found {raw}")
+                value = raw
+            elif isinstance(raw, str) and pattern.match(raw):
+                value = Decimal(raw)
+            else:
+                raise _Bad(f"expected {what}, found {_show(raw)}")
+            if kind == "money" and value.as_tuple().exponent < -2:
+                raise _Bad(f"an amount has at most two decimals (pence), found {_show(raw)}")
+            if abs(value) > MAX_ABS_NUMBER:
+                raise _Bad(f"{_show(raw)} is too large to be a real figure")
+            return value
+
+    elif kind == "boolean":
+
+        def conv(raw: Any):
+            if raw is True or raw == "true":
+                return True
+            if raw is False or raw == "false":
+                return False
+            raise _Bad(f"expected true or false, found {_show(raw)}")
+
+    elif kind == "enum":
+        values = frozenset(field.values or ())
+        listed = ", ".join(field.values or ())
+
+        def conv(raw: Any):
+            if isinstance(raw, str) and raw in values:
+                return raw
+            import difflib
+
+            close = difflib.get_close_matches(str(raw), sorted(values), n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise _Bad(f"{_show(raw)} is not one of {listed}{hint}")
+
+    else:  # text and references
+
+        def conv(raw: Any):
+            if isinstance(raw, str):
+                return raw
+            if isinstance(raw, int) and not isinstance(raw, bool):
+                return str(raw)
+            raise _Bad(f"expected text, found {_show(raw)}")
+
+    def convert(raw: Any):
+        if raw is None or raw == "":
+            if optional:
+                return None
+            raise _Bad("is empty, but a value is required")
+        return conv(raw)
+
+    return convert
+
+
+def _show(raw: Any) -> str:
+    text = repr(raw) if not isinstance(raw, str) else f'"{raw}"'
+    return text if len(text) <= 60 else text[:57] + '..."'
+
+
+class _Collector:
+    def __init__(self):
+        self.problems: list[DataProblem] = []
+
+    def add(self, file: str, row: int | None, field: str | None, message: str) -> None:
+        if len(self.problems) < MAX_PROBLEMS:
+            self.problems.append(DataProblem(file, row, field, message))
+
+    def full(self) -> bool:
+        return len(self.problems) >= MAX_PROBLEMS
+
+
+def _decode(path: Path, problems: _Collector) -> str | None:
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        problems.add(str(path), line, None, f"is not UTF-8 text (byte 0x{data[err.start]:02x} at offset {err.start})")
+        return None
+
+
+def _rows_from_csv(text: str, file: str, info: TableInfo, problems: _Collector, warnings: list[str]):
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    try:
+        header = next(reader)
+    except StopIteration:
+        problems.add(file, 1, None, "is empty: expected a header row naming the columns "
+                     + ", ".join(f.name for f in info.fields))
+        return []
+    except csv.Error as err:
+        problems.add(file, 1, None, f"cannot be read as CSV: {err}")
+        return []
+    return _typed_rows(header, ((reader.line_num, r) for r in _safe_csv(reader, file, problems)), file, info,
+                       problems, warnings, line_of_header=1)
+
+
+def _safe_csv(reader, file: str, problems: _Collector):
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as err:
+            problems.add(file, reader.line_num, None, f"cannot be read as CSV: {err}")
+            return
+        yield row
+
+
+def _typed_rows(header, numbered_rows, file, info: TableInfo, problems: _Collector, warnings, line_of_header):
+    header = [h.strip() for h in header]
+    positions = {}
+    for i, name in enumerate(header):
+        if name in positions:
+            problems.add(file, line_of_header, name, "appears twice in the header")
+        positions[name] = i
+    missing = [f.name for f in info.fields if f.name not in positions]
+    for name in missing:
+        problems.add(file, line_of_header, name, f"column is missing (the header has {', '.join(header) or 'nothing'})")
+    if missing:
+        return []
+    extra = [h for h in header if info.field(h) is None]
+    if extra:
+        warnings.append(f"{file}: ignored column{'s' if len(extra) > 1 else ''} {', '.join(extra)} "
+                        f"(not declared in table `{info.name}`)")
+    converters = [(f.name, positions[f.name], _converter(f, info.name)) for f in info.fields]
+    width = len(header)
+    rows = []
+    for line, raw in numbered_rows:
+        if not raw or (len(raw) == 1 and raw[0] == "" and width > 1):
+            continue  # a blank line is not a row
+        if len(raw) != width:
+            problems.add(file, line, None, f"has {len(raw)} cells; the header has {width}")
+            continue
+        values = []
+        ok = True
+        for name, pos, conv in converters:
+            try:
+                values.append(conv(raw[pos]))
+            except _Bad as err:
+                problems.add(file, line, name, str(err))
+                ok = False
+        if ok:
+            values.append(line)
+            rows.append(tuple(values))
+        elif problems.full():
+            break
+    return rows
+
+
+def _rows_from_jsonl(text: str, file: str, info: TableInfo, problems: _Collector, warnings: list[str]):
+    def reject_constant(name):
+        raise ValueError(f"{name} is not a number")
+
+    objects = []
+    for line_no, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line, parse_float=Decimal, parse_constant=reject_constant)
+        except (ValueError, RecursionError) as err:
+            problems.add(file, line_no, None, f"is not valid JSON: {err}")
+            continue
+        if not isinstance(obj, dict):
+            problems.add(file, line_no, None, f"expected a JSON object, found {type(obj).__name__}")
+            continue
+        objects.append((line_no, obj))
+    names = [f.name for f in info.fields]
+    rows = []
+    extra_seen: set[str] = set()
+    converters = [(f.name, _converter(f, info.name)) for f in info.fields]
+    for line_no, obj in objects:
+        values = []
+        ok = True
+        for name, conv in converters:
+            if name not in obj:
+                problems.add(file, line_no, name, "is missing from this object")
+                ok = False
+                continue
+            raw = obj[name]
+            if isinstance(raw, (dict, list)):
+                problems.add(file, line_no, name, f"expected a single value, found {type(raw).__name__}")
+                ok = False
+                continue
+            try:
+                values.append(conv(raw))
+            except _Bad as err:
+                problems.add(file, line_no, name, str(err))
+                ok = False
+        extra_seen.update(k for k in obj if k not in names)
+        if ok:
+            values.append(line_no)
+            rows.append(tuple(values))
+        elif problems.full():
+            break
+    if extra_seen:
+        warnings.append(f"{file}: ignored field{'s' if len(extra_seen) > 1 else ''} {', '.join(sorted(extra_seen))} "
+                        f"(not declared in table `{info.name}`)")
+    return rows
+
+
+def _rows_from_records(records: Iterable[Mapping], name: str, info: TableInfo, problems: _Collector, warnings):
+    file = f"<{name}>"
+    converters = [(f.name, _converter(f, info.name)) for f in info.fields]
+    rows = []
+    names = {f.name for f in info.fields}
+    extra_seen: set[str] = set()
+    for number, obj in enumerate(records, start=1):
+        if not isinstance(obj, Mapping):
+            problems.add(file, number, None, f"expected a mapping of field names to values, found {type(obj).__name__}")
+            continue
+        values = []
+        ok = True
+        for fname, conv in converters:
+            if fname not in obj:
+                problems.add(file, number, fname, "is missing from this record")
+                ok = False
+                continue
+            try:
+                values.append(conv(obj[fname]))
+            except _Bad as err:
+                problems.add(file, number, fname, str(err))
+                ok = False
+        extra_seen.update(str(k) for k in obj if k not in names)
+        if ok:
+            values.append(number)
+            rows.append(tuple(values))
+    if extra_seen:
+        warnings.append(f"{file}: ignored field(s) {', '.join(sorted(extra_seen))}")
+    return rows
+
+
+def find_files(paths: Iterable[str | Path]) -> dict[str, Path]:
+    """Map table names to files: each path is a .csv/.jsonl file or a folder of them."""
+    found: dict[str, Path] = {}
+    for p in paths:
+        p = Path(p)
+        if p.is_dir():
+            files = sorted(x for x in p.iterdir() if x.suffix in (".csv", ".jsonl") and x.is_file())
+        elif p.is_file():
+            if p.suffix not in (".csv", ".jsonl"):
+                raise UsageError(f"{p}: data files are .csv or .jsonl")
+            files = [p]
+        else:
+            raise UsageError(f"{p}: no such file or folder")
+        for f in files:
+            if f.stem in found and found[f.stem] != f:
+                raise UsageError(f"table `{f.stem}` is given twice: {found[f.stem]} and {f}")
+            found[f.stem] = f
+    return found
+
+
+def load(program: Program, sources: Mapping[str, Any] | Iterable[str | Path]) -> Dataset:
+    """Load every table the contract declares, from paths or in-memory records, and validate it."""
+    problems = _Collector()
+    warnings: list[str] = []
+    if isinstance(sources, Mapping):
+        given = dict(sources)
+    else:
+        given = dict(find_files(sources))
+    tables: dict[str, Table] = {}
+    for name, info in program.tables.items():
+        if name not in given:
+            problems.add(f"{name}.csv", None, None,
+                         f"no data for table `{name}` (expected a file {name}.csv or {name}.jsonl)")
+            continue
+        src = given[name]
+        if isinstance(src, (str, Path)):
+            path = Path(src)
+            if not path.is_file():
+                problems.add(str(path), None, None, "no such file")
+                continue
+            text = _decode(path, problems)
+            if text is None:
+                continue
+            file = str(path)
+            if path.suffix == ".jsonl":
+                rows = _rows_from_jsonl(text, file, info, problems, warnings)
+            else:
+                rows = _rows_from_csv(text, file, info, problems, warnings)
+        else:
+            file = f"<{name}>"
+            try:
+                rows = _rows_from_records(src, name, info, problems, warnings)
+            except TypeError:
+                problems.add(file, None, None, "expected an iterable of records (mappings)")
+                continue
+        tables[name] = Table(name, info, file, rows)
+    for name in sorted(set(given) - set(program.tables)):
+        warnings.append(f"{given[name]}: ignored (the contract declares no table `{name}`)")
+    if problems.problems:
+        raise DataError(problems.problems)
+    _validate_keys_and_references(tables, problems)
+    if problems.problems:
+        raise DataError(problems.problems)
+    return Dataset(tables, warnings)
+
+
+def _validate_keys_and_references(tables: dict[str, Table], problems: _Collector) -> None:
+    keys: dict[str, set] = {}
+    for name, table in tables.items():
+        info = table.info
+        if info.key is None:
+            continue
+        idx = info.field(info.key).index
+        seen: dict[Any, int] = {}
+        for row in table.rows:
+            k = row[idx]
+            if k in seen:
+                problems.add(table.file, row[-1], info.key, f'duplicate key "{k}" (first on row {seen[k]})')
+            else:
+                seen[k] = row[-1]
+        keys[name] = set(seen)
+    for name, table in tables.items():
+        for f in table.info.fields:
+            if f.references is None or f.references not in keys:
+                continue
+            targets = keys[f.references]
+            for row in table.rows:
+                v = row[f.index]
+                if v is not None and v not in targets:
+                    problems.add(table.file, row[-1], f.name, f'refers to {f.references} "{v}", which does not exist')
+                    if problems.full():
+                        return

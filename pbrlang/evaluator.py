@@ -1,0 +1,349 @@
+"""Evaluation: compiled contract + tables + as-of day -> statement.
+
+Two passes. First each subject on its own: definitions, the day each outcome
+is achieved, which outcomes an alternative excludes, and what each pays
+before any cap. Then one ordered pass over every payment of every subject
+(day, then subject id, then contract order): caps, the funders' split and
+the funders' ceilings. Only the second pass needs all subjects at once, so
+the first can be split between processes.
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+from decimal import Decimal
+from typing import Any
+
+import attrs
+
+from . import nodes as n
+from .calendar import financial_year_label, iso, month_label
+from .compiler import AS_OF, INDEXES, SUBJECT, CompiledContract, recurrences
+from .data import Dataset
+from .errors import DataError, DataProblem, EvaluationError
+from .money import ZERO, exact_context, round_money, split
+from .statement import CapUse, Cut, Overflow, Payment, Statement
+
+
+@attrs.frozen
+class Claim:
+    """A payable outcome of one subject, before caps."""
+
+    day: int
+    subject: str
+    outcome: int
+    occurrence: int
+    tariff: Decimal
+    limits: tuple  # this subject's limit for each per-subject cap (None for other caps)
+
+
+@attrs.frozen
+class SubjectResult:
+    """What the first pass found for one subject; `days` holds each outcome's day (or None)."""
+
+    subject: str
+    eligible: bool
+    days: tuple
+    excluded: tuple  # (outcome index, the outcome that excluded it or a reason)
+    claims: tuple[Claim, ...]
+
+
+def build_indexes(compiled: CompiledContract, dataset: Dataset) -> list:
+    indexes: list[Any] = []
+    for spec in compiled.indexes:
+        if spec[0] == "all":
+            indexes.append(dataset.tables[spec[1]].rows)
+        else:
+            _, table, field_index = spec
+            index: dict = {}
+            for row in dataset.tables[table].rows:
+                key = row[field_index]
+                bucket = index.get(key)
+                if bucket is None:
+                    index[key] = [row]
+                else:
+                    bucket.append(row)
+            indexes.append(index)
+    return indexes
+
+
+def check_rows(compiled: CompiledContract, dataset: Dataset, as_of: int) -> None:
+    """Apply each table's `valid when` rules; every broken row is reported."""
+    problems: list[DataProblem] = []
+    for name, checks in compiled.checks.items():
+        table = dataset.tables[name]
+        fr = [None] * compiled.frame_size
+        fr[AS_OF] = as_of
+        for fn, node in checks:
+            fields = _fields_named(node, table.info)
+            rule = node.span.source.text.splitlines()[node.span.line - 1].strip() if node.span else "a rule"
+            for row in table.rows:
+                fr[SUBJECT] = row
+                if not fn(fr):
+                    problems.append(DataProblem(table.file, row[-1], ", ".join(fields) or None,
+                                                f"breaks the contract's rule `{rule}` ({node.span.location})"))
+                    if len(problems) >= 200:
+                        raise DataError(problems)
+    if problems:
+        raise DataError(problems)
+
+
+def _fields_named(node: n.Expr, info) -> list[str]:
+    found: list[str] = []
+
+    def walk(x: Any) -> None:
+        if isinstance(x, n.Ref) and x.meaning and x.meaning[0] == "row_field":
+            name = info.fields[x.meaning[1]].name
+            if name not in found:
+                found.append(name)
+        if attrs.has(type(x)):
+            for a in attrs.fields(type(x)):
+                v = getattr(x, a.name)
+                if isinstance(v, tuple):
+                    for item in v:
+                        walk(item)
+                else:
+                    walk(v)
+
+    walk(node)
+    return found
+
+
+class Evaluation:
+    """One evaluation of a compiled contract over one dataset at one as-of day."""
+
+    def __init__(self, compiled: CompiledContract, dataset: Dataset, as_of: datetime.date):
+        self.compiled = compiled
+        self.program = compiled.program
+        self.dataset = dataset
+        self.as_of = as_of.toordinal()
+        self.as_of_date = as_of
+        subject_table = self.program.tables[self.program.subject.table]
+        self.subject_rows = dataset.tables[subject_table.name].rows
+        self.key_index = subject_table.field(subject_table.key).index
+        self.indexes = build_indexes(compiled, dataset)
+        template = [None] * compiled.frame_size
+        template[AS_OF] = self.as_of
+        template[INDEXES] = self.indexes
+        for slot, fn in compiled.global_lets:
+            template[slot] = fn(template)
+        self.template = template
+        self.subject_caps = [i for i, c in enumerate(self.program.caps) if c.per_subject_limit]
+
+    # ---- first pass: one subject at a time ----------------------------------------------
+
+    def subject(self, row: tuple) -> SubjectResult:
+        compiled = self.compiled
+        fr = self.template[:]
+        fr[SUBJECT] = row
+        key = row[self.key_index]
+        outcomes = compiled.outcomes
+        if compiled.eligible is not None and not compiled.eligible(fr):
+            return SubjectResult(key, False, (None,) * len(outcomes), (), ())
+        for slot, fn in compiled.subject_steps:
+            fr[slot] = fn(fr)
+        days = tuple(fr[o.slot] for o in outcomes)
+        as_of = self.as_of
+        excluded = self._excluded(days)
+        claims: list[Claim] = []
+        limits = None
+        rounding = self.program.rounding
+        for o in outcomes:
+            day = days[o.index]
+            if day is None or day > as_of or o.index in excluded:
+                continue
+            raw = o.pays(fr)
+            if raw is None:
+                continue  # a tariff of `none`: no payment exists
+            tariff = round_money(raw, rounding)
+            if tariff < 0:
+                raise EvaluationError(f"outcome `{o.name}` would pay a negative amount ({tariff})", key,
+                                      self.program.outcomes[o.index].span)
+            if limits is None:
+                limits = self._limits(fr)
+            if o.recurring is None:
+                claims.append(Claim(day, key, o.index, 0, tariff, limits))
+            else:
+                for k, d in enumerate(recurrences(fr, o.recurring), start=1):
+                    claims.append(Claim(d, key, o.index, k, tariff, limits))
+        return SubjectResult(key, True, days, tuple(sorted(excluded.items())), tuple(claims))
+
+    def _excluded(self, days: tuple) -> dict[int, str]:
+        """Outcomes not paid because an alternative was achieved first, or a requirement was not."""
+        program = self.program
+        index = {o.name: o.index for o in program.outcomes}
+        excluded: dict[int, str] = {}
+        for o in program.outcomes:
+            c = days[o.index]
+            if o.instead_of and c is not None and c <= self.as_of:
+                for other in o.instead_of:
+                    d = days[index[other]]
+                    if d is not None and d >= c:
+                        excluded[index[other]] = f"instead of: {o.name}"
+            for req in o.requires:
+                r = days[index[req]]
+                if days[o.index] is not None and (r is None or r > days[o.index]):
+                    excluded[o.index] = f"requires: {req}"
+        return excluded
+
+    def _limits(self, fr: list) -> tuple:
+        limits = [None] * len(self.program.caps)
+        for i in self.subject_caps:
+            limits[i] = self.compiled.cap_limits[i](fr)
+        return tuple(limits)
+
+    def first_pass(self, rows=None) -> tuple[list[SubjectResult], list[EvaluationError]]:
+        results, errors = [], []
+        for row in self.subject_rows if rows is None else rows:
+            try:
+                results.append(self.subject(row))
+            except EvaluationError as err:
+                errors.append(err if err.subject else EvaluationError(str(err).removeprefix("evaluation error: "),
+                                                                       row[self.key_index], err.span))
+            except (ArithmeticError, OverflowError, ValueError) as err:
+                errors.append(EvaluationError(f"cannot be evaluated: {err}", row[self.key_index]))
+        return results, errors
+
+    # ---- second pass: caps, split and ceilings, in payment order --------------------------
+
+    def statement(self, results: list[SubjectResult]) -> Statement:
+        program = self.program
+        claims = [c for r in results for c in r.claims]
+        claims.sort(key=lambda c: (c.day, c.subject, c.outcome, c.occurrence))
+        fr = self.template[:]
+        cap_limits = [None if c.per_subject_limit else fn(fr) for c, fn in zip(program.caps, self.compiled.cap_limits)]
+        ceiling_limits = [fn(fr) for fn in self.compiled.ceiling_limits]
+        cap_used: list[dict] = [{} for _ in program.caps]
+        ceiling_used: list[dict] = [{} for _ in program.ceilings]
+        cap_applies = [
+            (frozenset(program.outcomes[i].index for i in range(len(program.outcomes))
+                       if not cap.outcomes or program.outcomes[i].name in cap.outcomes))
+            for cap in program.caps
+        ]
+        outcome_names = [o.name for o in program.outcomes]
+        payments: list[Payment] = []
+        for c in claims:
+            allowed = c.tariff
+            cuts: list[Cut] = []
+            keys = []
+            for i, cap in enumerate(program.caps):
+                if c.outcome not in cap_applies[i]:
+                    keys.append(None)
+                    continue
+                key = self._scope_key(cap.scopes, c, outcome_names)
+                keys.append(key)
+                if key is None:
+                    continue
+                limit = c.limits[i] if cap.per_subject_limit else cap_limits[i]
+                if limit is None:
+                    continue
+                room = max(limit - cap_used[i].get(key, ZERO), ZERO)
+                if allowed > room:
+                    cuts.append(Cut(cap.name, allowed - room))
+                    allowed = room
+            for i, key in enumerate(keys):
+                if key is not None:
+                    cap_used[i][key] = cap_used[i].get(key, ZERO) + allowed
+            shares = program.outcomes[c.outcome].shares
+            funders = split(allowed, shares)
+            unfunded = ZERO
+            overflow: list[Overflow] = []
+            for j, ceiling in enumerate(program.ceilings):
+                if ceiling.funder not in funders:
+                    continue
+                key = self._scope_key(ceiling.scopes, c, outcome_names)
+                used = ceiling_used[j].get(key, ZERO)
+                share = funders[ceiling.funder]
+                pay = min(share, max(ceiling_limits[j] - used, ZERO))
+                excess = share - pay
+                funders[ceiling.funder] = pay
+                ceiling_used[j][key] = used + pay
+                if excess > 0:
+                    if ceiling.overflow_to is not None:
+                        funders[ceiling.overflow_to] = funders.get(ceiling.overflow_to, ZERO) + excess
+                        overflow.append(Overflow(ceiling.funder, ceiling.overflow_to, excess))
+                    else:
+                        unfunded += excess
+                        cuts.append(Cut(ceiling.name, excess))
+            order = {f: k for k, f in enumerate(program.funders)}
+            payments.append(
+                Payment(
+                    subject=c.subject,
+                    outcome=outcome_names[c.outcome],
+                    date=datetime.date.fromordinal(c.day),
+                    amount=allowed - unfunded,
+                    funders=tuple(sorted(funders.items(), key=lambda x: order[x[0]])),
+                    tariff=c.tariff,
+                    cuts=tuple(cuts),
+                    unfunded=unfunded,
+                    overflow=tuple(overflow),
+                    occurrence=c.occurrence,
+                )
+            )
+        caps: list[CapUse] = []
+        for i, cap in enumerate(program.caps):
+            if "subject" in cap.scopes:
+                continue  # one per subject: shown by `pbr explain`, not in the statement
+            for key, used in sorted(cap_used[i].items()):
+                caps.append(CapUse(cap.name, "/".join(key), cap_limits[i], used))
+            if not cap_used[i] and not cap.scopes:
+                caps.append(CapUse(cap.name, "", cap_limits[i], ZERO))
+        for j, ceiling in enumerate(program.ceilings):
+            for key, used in sorted(ceiling_used[j].items()):
+                caps.append(CapUse(ceiling.name, "/".join(key), ceiling_limits[j], used))
+            if not ceiling_used[j] and not ceiling.scopes:
+                caps.append(CapUse(ceiling.name, "", ceiling_limits[j], ZERO))
+        return Statement(
+            contract=program.name,
+            as_of=self.as_of_date,
+            currency=program.currency,
+            payments=tuple(payments),
+            outcomes=tuple(outcome_names),
+            funders=program.funders,
+            every_outcome="outcome" in program.statement_parts,
+            every_funder="funder" in program.statement_parts,
+            show_unfunded=any(c.overflow_to is None for c in program.ceilings),
+            caps=tuple(caps),
+            subjects_evaluated=len(results),
+            subjects_eligible=sum(1 for r in results if r.eligible),
+            warnings=tuple(self.dataset.warnings),
+        )
+
+    def _scope_key(self, scopes: tuple[str, ...], c: Claim, outcome_names) -> tuple | None:
+        key = []
+        for s in scopes:
+            if s == "subject":
+                key.append(c.subject)
+            elif s == "outcome":
+                key.append(outcome_names[c.outcome])
+            elif s == "month":
+                key.append(month_label(c.day))
+            elif s == "financial_year":
+                key.append(financial_year_label(c.day))
+            else:
+                label = self.program.bands[s].label_of(c.day)
+                if label is None:
+                    return None  # outside every band: this cap does not apply
+                key.append(label)
+        return tuple(key)
+
+
+def evaluate(compiled: CompiledContract, dataset: Dataset, as_of: datetime.date) -> Statement:
+    with decimal.localcontext(exact_context()):
+        check_rows(compiled, dataset, as_of.toordinal())
+        run = Evaluation(compiled, dataset, as_of)
+        results, errors = run.first_pass()
+        if errors:
+            raise EvaluationErrors(errors)
+        return run.statement(results)
+
+
+class EvaluationErrors(EvaluationError):
+    """Subjects that could not be evaluated: every one is listed; none is skipped."""
+
+    def __init__(self, errors: list[EvaluationError]):
+        self.errors = errors
+        shown = "\n".join(str(e) for e in errors[:50])
+        more = f"\n... and {len(errors) - 50} more" if len(errors) > 50 else ""
+        Exception.__init__(self, shown + more)

@@ -1,0 +1,81 @@
+"""Money: exact pounds and pence. Rounding happens here and nowhere else."""
+
+from __future__ import annotations
+
+import decimal
+from decimal import Decimal
+from fractions import Fraction
+
+PENNY = Decimal("0.01")
+ZERO = Decimal("0.00")
+
+_MODES = {
+    "half_up": decimal.ROUND_HALF_UP,
+    "half_even": decimal.ROUND_HALF_EVEN,
+    "down": decimal.ROUND_DOWN,
+    "up": decimal.ROUND_UP,
+}
+
+
+def exact_context() -> decimal.Context:
+    """A context in which any inexact Decimal operation is an error, not a silent rounding."""
+    ctx = decimal.Context(prec=60, rounding=decimal.ROUND_HALF_EVEN)
+    ctx.traps[decimal.Inexact] = True
+    ctx.traps[decimal.FloatOperation] = True
+    return ctx
+
+
+def to_fraction(x) -> Fraction:
+    return x if isinstance(x, Fraction) else Fraction(x)
+
+
+def round_money(value, mode: str) -> Decimal:
+    """Round an exact amount (Decimal, int or Fraction) to the penny by the contract's rule."""
+    if isinstance(value, Fraction):
+        pennies = value * 100
+        whole, rest = divmod(pennies.numerator, pennies.denominator)  # floor division
+        frac = Fraction(rest, pennies.denominator)
+        rounded = _round_fraction(whole, frac, mode)
+        return (Decimal(rounded) / 100).quantize(PENNY, context=decimal.Context(prec=60))
+    return Decimal(value).quantize(PENNY, rounding=_MODES[mode], context=decimal.Context(prec=60))
+
+
+def _round_fraction(whole: int, frac: Fraction, mode: str) -> int:
+    # value = whole + frac, 0 <= frac < 1, whole = floor(value)
+    if frac == 0:
+        return whole
+    negative = whole < 0
+    if mode == "down":  # towards zero
+        return whole + 1 if negative else whole
+    if mode == "up":  # away from zero
+        return whole if negative else whole + 1
+    half = Fraction(1, 2)
+    if frac > half:
+        return whole + 1
+    if frac < half:
+        return whole
+    if mode == "half_up":  # away from zero
+        return whole if negative else whole + 1
+    return whole if whole % 2 == 0 else whole + 1  # half_even
+
+
+def money_text(value: Decimal) -> str:
+    return f"{value.quantize(PENNY, context=decimal.Context(prec=60)):f}"
+
+
+def split(amount: Decimal, shares: tuple[tuple[str, Fraction], ...]) -> dict[str, Decimal]:
+    """Split an amount between funders exactly: floor each share to the penny, then give the
+    pennies left over to the largest remainders, ties to the funder declared first."""
+    pennies = int((amount * 100).to_integral_exact(context=decimal.Context(prec=60)))
+    floors: list[int] = []
+    remainders: list[Fraction] = []
+    for _, fraction in shares:
+        exact = pennies * fraction
+        whole = exact.numerator // exact.denominator
+        floors.append(whole)
+        remainders.append(exact - whole)
+    left = pennies - sum(floors)
+    order = sorted(range(len(shares)), key=lambda i: (-remainders[i], i))
+    for i in order[:left]:
+        floors[i] += 1
+    return {name: Decimal(p).scaleb(-2) for (name, _), p in zip(shares, floors)}

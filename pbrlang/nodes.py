@@ -1,0 +1,377 @@
+"""The contract's syntax tree: small frozen values that know where they came from.
+
+The parser builds these; the checker returns the same classes with `type` and
+`meaning` filled in (via attrs.evolve), so every later stage reads one tree.
+Positions (`span`) and checker annotations are left out of equality, so two
+trees compare equal when they say the same thing.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Any
+
+import attrs
+
+from .source import Span
+
+
+def _span():
+    return attrs.field(kw_only=True, eq=False, repr=False, default=None)
+
+
+def _note():
+    # Filled in by the checker; not part of what the contract says.
+    return attrs.field(kw_only=True, eq=False, repr=False, default=None)
+
+
+@attrs.frozen
+class Node:
+    span: Span | None = _span()
+
+
+# ---- expressions ------------------------------------------------------------
+
+
+@attrs.frozen
+class Expr(Node):
+    type: Any = _note()
+    meaning: Any = _note()
+
+
+@attrs.frozen
+class Literal(Expr):
+    """A written value. kind: integer, decimal, money, percent, date, text, boolean, none."""
+
+    kind: str = attrs.field()
+    value: Any = attrs.field()
+
+
+@attrs.frozen
+class Ref(Expr):
+    name: str = attrs.field()
+
+
+@attrs.frozen
+class AsOf(Expr):
+    pass
+
+
+@attrs.frozen
+class Field(Expr):
+    target: Expr = attrs.field()
+    name: str = attrs.field()
+
+
+@attrs.frozen
+class Lookup(Expr):
+    target: Expr = attrs.field()
+    keys: tuple[Expr, ...] = attrs.field()
+
+
+@attrs.frozen
+class Duration(Expr):
+    amount: Expr = attrs.field()
+    unit: str = attrs.field()  # days, weeks, months, years
+
+
+@attrs.frozen
+class Call(Expr):
+    name: str = attrs.field()
+    args: tuple[Expr, ...] = attrs.field()
+
+
+@attrs.frozen
+class Unary(Expr):
+    op: str = attrs.field()  # "-" or "not"
+    operand: Expr = attrs.field()
+
+
+@attrs.frozen
+class Binary(Expr):
+    op: str = attrs.field()  # + - * / and or
+    left: Expr = attrs.field()
+    right: Expr = attrs.field()
+
+
+@attrs.frozen
+class Compare(Expr):
+    op: str = attrs.field()  # = != < <= > >=
+    left: Expr = attrs.field()
+    right: Expr = attrs.field()
+
+
+@attrs.frozen
+class IsNone(Expr):
+    operand: Expr = attrs.field()
+    negated: bool = attrs.field()
+
+
+@attrs.frozen
+class Within(Expr):
+    """`value within length of anchor` (anchor .. anchor+length-1) or `before` (anchor-length .. anchor-1)."""
+
+    value: Expr = attrs.field()
+    length: Expr = attrs.field()
+    anchor: Expr = attrs.field()
+    direction: str = attrs.field()  # "of" or "before"
+
+
+@attrs.frozen
+class InBand(Expr):
+    value: Expr = attrs.field()
+    band: str = attrs.field()
+
+
+@attrs.frozen
+class InList(Expr):
+    value: Expr = attrs.field()
+    options: tuple[Expr, ...] = attrs.field()
+
+
+@attrs.frozen
+class If(Expr):
+    condition: Expr = attrs.field()
+    then: Expr = attrs.field()
+    otherwise: Expr = attrs.field()
+
+
+@attrs.frozen
+class SpellOp(Expr):
+    """counted_from (clip days), starting_from (keep runs), not_counting (skip days)."""
+
+    op: str = attrs.field()
+    spells: Expr = attrs.field()
+    arg: Expr = attrs.field()
+
+
+@attrs.frozen
+class FirstDayLasting(Expr):
+    spells: Expr = attrs.field()
+    length: Expr = attrs.field()
+
+
+@attrs.frozen
+class Binding(Node):
+    """`name in source [where condition]`: the records an aggregate ranges over."""
+
+    name: str = attrs.field()
+    source: Expr = attrs.field()
+    where: Expr | None = attrs.field()
+    slot: Any = _note()
+
+
+@attrs.frozen
+class Count(Expr):
+    binding: Binding = attrs.field()
+
+
+@attrs.frozen
+class CountDistinct(Expr):
+    value: Expr = attrs.field()
+    binding: Binding = attrs.field()
+
+
+@attrs.frozen
+class Aggregate(Expr):
+    kind: str = attrs.field()  # earliest latest sum min max
+    value: Expr = attrs.field()
+    binding: Binding = attrs.field()
+
+
+@attrs.frozen
+class Quantifier(Expr):
+    kind: str = attrs.field()  # any no every
+    binding: Binding = attrs.field()
+    condition: Expr | None = attrs.field()
+
+
+@attrs.frozen
+class Each(Expr):
+    binding: Binding = attrs.field()
+
+
+@attrs.frozen
+class Spells(Expr):
+    start: Expr = attrs.field()
+    end: Expr = attrs.field()
+    binding: Binding = attrs.field()
+
+
+@attrs.frozen
+class FirstRun(Expr):
+    length: Expr = attrs.field()
+    binding: Binding = attrs.field()
+    order: Expr = attrs.field()
+    condition: Expr = attrs.field()
+
+
+# ---- declarations -------------------------------------------------------------
+
+
+@attrs.frozen
+class Decl(Node):
+    pass
+
+
+@attrs.frozen
+class ContractDecl(Decl):
+    name: str = attrs.field()
+
+
+@attrs.frozen
+class CurrencyDecl(Decl):
+    code: str = attrs.field()
+
+
+@attrs.frozen
+class RoundingDecl(Decl):
+    mode: str = attrs.field()
+
+
+@attrs.frozen
+class StatementDecl(Decl):
+    parts: tuple[str, ...] = attrs.field()
+
+
+@attrs.frozen
+class FunderDecl(Decl):
+    name: str = attrs.field()
+
+
+@attrs.frozen
+class Share(Node):
+    funder: str = attrs.field()
+    fraction: Fraction = attrs.field()
+    text: str = attrs.field()
+
+
+@attrs.frozen
+class SharesDecl(Decl):
+    shares: tuple[Share, ...] = attrs.field()
+
+
+@attrs.frozen
+class EnumValue(Node):
+    name: str = attrs.field()
+
+
+@attrs.frozen
+class EnumDecl(Decl):
+    name: str = attrs.field()
+    values: tuple[EnumValue, ...] = attrs.field()
+
+
+@attrs.frozen
+class FieldDecl(Node):
+    name: str = attrs.field()
+    type_name: str = attrs.field()
+    optional: bool = attrs.field()
+    key: bool = attrs.field()
+
+
+@attrs.frozen
+class TableDecl(Decl):
+    name: str = attrs.field()
+    fields: tuple[FieldDecl, ...] = attrs.field()
+    checks: tuple[Expr, ...] = attrs.field()
+
+
+@attrs.frozen
+class SubjectDecl(Decl):
+    name: str = attrs.field()
+    table: str = attrs.field()
+
+
+@attrs.frozen
+class EligibleDecl(Decl):
+    condition: Expr = attrs.field()
+
+
+@attrs.frozen
+class BandEntry(Node):
+    label: str = attrs.field()
+    start: int = attrs.field()  # date ordinal
+    end: int | None = attrs.field()  # None: open-ended
+
+
+@attrs.frozen
+class BandDecl(Decl):
+    name: str = attrs.field()
+    entries: tuple[BandEntry, ...] = attrs.field()
+
+
+@attrs.frozen
+class CellName(Node):
+    name: str = attrs.field()
+
+
+@attrs.frozen
+class GridRow(Node):
+    cells: tuple[Any, ...] = attrs.field()  # CellName or Literal
+
+
+@attrs.frozen
+class TariffDecl(Decl):
+    name: str | None = attrs.field()
+    keys: tuple[str, ...] = attrs.field()
+    rows: tuple[GridRow, ...] = attrs.field()
+
+
+@attrs.frozen
+class LetDecl(Decl):
+    name: str = attrs.field()
+    expr: Expr = attrs.field()
+    # `let NAME of binder in table = expr`: a value for each record of a table.
+    binder: str | None = attrs.field(default=None)
+    table: str | None = attrs.field(default=None)
+
+
+@attrs.frozen
+class Recurring(Node):
+    every: Expr = attrs.field()
+    after: str = attrs.field()
+    spells: Expr = attrs.field()
+    at_most: Expr = attrs.field()
+
+
+@attrs.frozen
+class OutcomeDecl(Decl):
+    name: str = attrs.field()
+    conditions: tuple[Expr, ...] = attrs.field()
+    achieved: Expr | None = attrs.field()
+    recurring: Recurring | None = attrs.field()
+    pays: Expr | None = attrs.field()
+    shares: tuple[Share, ...] | None = attrs.field()
+    instead_of: tuple[Ref, ...] = attrs.field()
+    requires: tuple[Ref, ...] = attrs.field()
+    clause_spans: dict = attrs.field(factory=dict, eq=False, repr=False)
+
+
+@attrs.frozen
+class Scope(Node):
+    """`per NAME`: the subject, `outcome`, `month`, `financial_year` or a band."""
+
+    name: str = attrs.field()
+
+
+@attrs.frozen
+class CapDecl(Decl):
+    name: str = attrs.field()
+    limit: Expr = attrs.field()
+    scopes: tuple[Scope, ...] = attrs.field()
+    outcomes: tuple[Ref, ...] = attrs.field()
+
+
+@attrs.frozen
+class CeilingDecl(Decl):
+    name: str = attrs.field()
+    limit: Expr = attrs.field()
+    scopes: tuple[Scope, ...] = attrs.field()
+    funder: str = attrs.field()
+    overflow_to: str | None = attrs.field()  # None: the rest is unfunded
+
+
+@attrs.frozen
+class ContractTree(Node):
+    declarations: tuple[Decl, ...] = attrs.field()

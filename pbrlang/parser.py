@@ -1,0 +1,510 @@
+"""Parsing: contract text -> syntax tree (pbrlang.nodes). Nothing after this touches Lark."""
+
+from __future__ import annotations
+
+import datetime
+import functools
+from decimal import Decimal
+from fractions import Fraction
+from importlib import resources
+from pathlib import Path
+
+import lark
+from lark import Lark, Transformer, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+
+from . import nodes as n
+from .errors import ContractSyntaxError, Diagnostic
+from .limits import MAX_CONTRACT_BYTES, MAX_NESTING
+from .source import Source, Span
+
+
+def grammar_text() -> str:
+    """The grammar ships inside the package (wheel); a checkout reads grammar/pbr.lark."""
+    packaged = resources.files("pbrlang").joinpath("grammar").joinpath("pbr.lark")
+    if packaged.is_file():
+        return packaged.read_text(encoding="utf-8")
+    checkout = Path(__file__).resolve().parent.parent / "grammar" / "pbr.lark"
+    return checkout.read_text(encoding="utf-8")
+
+
+@functools.cache
+def _lark() -> Lark:
+    return Lark(grammar_text(), parser="lalr", propagate_positions=True, maybe_placeholders=True, cache=True)
+
+
+# Words for terminals, so a syntax error says what was expected in English.
+_TERMINAL_WORDS = {
+    "NAME": "a name",
+    "QUOTED_NAME": "a name",
+    "STRING": 'a quoted text like "work-programme"',
+    "DATE": "a date like 2014-03-31",
+    "MONEY": "an amount like £400.00",
+    "PERCENT": "a percentage like 20%",
+    "DECIMAL": "a number like 0.40",
+    "INT": "a whole number",
+    "UNIT": "a unit (days, weeks, months or years)",
+    "COMPARE": "a comparison (<, <=, >, >=, !=)",
+    "AGGREGATE": "earliest, latest, sum, min or max",
+    "ROUNDING_MODE": "a rounding rule (half_up, half_even, down or up)",
+    "STATEMENT_PART": "outcome or funder",
+    "KEY": "`key`",
+    "OPTIONAL": "`optional`",
+    "$END": "the end of the contract",
+    "VBAR": "`|`",
+    "COLON": "`:`",
+    "COMMA": "`,`",
+    "LPAR": "`(`",
+    "RPAR": "`)`",
+    "LSQB": "`[`",
+    "RSQB": "`]`",
+    "EQUAL": "`=`",
+    "DOT": "`.`",
+    "PLUS": "`+`",
+    "MINUS": "`-`",
+    "STAR": "`*`",
+    "SLASH": "`/`",
+}
+
+
+def _describe_expected(names: set[str]) -> str:
+    words = []
+    for name in names:
+        if name in _TERMINAL_WORDS:
+            words.append(_TERMINAL_WORDS[name])
+        elif name.isupper() and name.replace("_", "").isalpha():
+            words.append(f"`{name.lower()}`")
+        else:
+            words.append(name)
+    words = sorted(set(words))
+    if len(words) > 12:
+        return ", ".join(words[:12]) + ", ..."
+    if len(words) <= 1:
+        return "".join(words)
+    return ", ".join(words[:-1]) + " or " + words[-1]
+
+
+def _syntax_error(source: Source, err: UnexpectedInput) -> Diagnostic:
+    line = getattr(err, "line", None) or 1
+    column = getattr(err, "column", None) or 1
+    if isinstance(err, UnexpectedEOF) or (
+        isinstance(err, UnexpectedToken) and err.token.type == "$END"
+    ):
+        lines = source.text.splitlines() or [""]
+        line = len(lines)
+        column = len(lines[-1]) + 1
+        expected = _describe_expected(set(err.expected))
+        return Diagnostic(
+            "E001",
+            "the contract ends too early",
+            Span.at(source, line, column),
+            hint=f"expected {expected}" if expected else None,
+        )
+    if isinstance(err, UnexpectedCharacters):
+        char = source.text[err.pos_in_stream] if err.pos_in_stream < len(source.text) else "?"
+        hint = None
+        if char == "$":
+            hint = "write amounts in pounds as £400.00"
+        elif char == "'":
+            hint = 'texts are written in double quotes: "work-programme"'
+        return Diagnostic("E002", f"unexpected character `{char}`", Span.at(source, line, column), hint=hint)
+    token = err.token
+    expected = _describe_expected(set(err.expected))
+    shown = str(token)
+    return Diagnostic(
+        "E003",
+        f"unexpected `{shown}`",
+        Span.at(source, line, column, len(shown)),
+        hint=f"expected {expected}" if expected else None,
+    )
+
+
+def _name(token) -> str:
+    text = str(token)
+    return text[1:-1] if text.startswith("`") else text
+
+
+def _money(text: str) -> Decimal:
+    return Decimal(text.lstrip("£").replace(",", ""))
+
+
+@v_args(meta=True, inline=True)
+class _Builder(Transformer):
+    """Builds nodes: one method per alias in the grammar."""
+
+    def __init__(self, source: Source):
+        super().__init__()
+        self.source = source
+        self.problems: list[Diagnostic] = []
+
+    # positions
+    def _s(self, meta) -> Span:
+        return Span.from_meta(self.source, meta)
+
+    def _t(self, token) -> Span:
+        return Span.from_token(self.source, token)
+
+    def _date(self, token) -> int:
+        try:
+            return datetime.date.fromisoformat(str(token)).toordinal()
+        except ValueError:
+            self.problems.append(
+                Diagnostic("E010", f"`{token}` is not a real date", self._t(token), hint="dates are YYYY-MM-DD")
+            )
+            return datetime.date(2000, 1, 1).toordinal()
+
+    # declarations
+    def start(self, meta, *decls):
+        return n.ContractTree(tuple(decls), span=self._s(meta))
+
+    def contract_decl(self, meta, name):
+        return n.ContractDecl(str(name)[1:-1], span=self._s(meta))
+
+    def currency_decl(self, meta, code):
+        return n.CurrencyDecl(_name(code), span=self._s(meta))
+
+    def rounding_decl(self, meta, mode):
+        return n.RoundingDecl(str(mode), span=self._s(meta))
+
+    def statement_decl(self, meta, *parts):
+        return n.StatementDecl(tuple(str(p) for p in parts), span=self._s(meta))
+
+    def funder_decl(self, meta, name):
+        return n.FunderDecl(_name(name), span=self._s(meta))
+
+    def shares_decl(self, meta, shares):
+        return n.SharesDecl(shares, span=self._s(meta))
+
+    def share_list(self, meta, *shares):
+        return tuple(shares)
+
+    def share(self, meta, funder, amount):
+        fraction, text = amount
+        return n.Share(_name(funder), fraction, text, span=self._s(meta))
+
+    def share_percent(self, meta, token):
+        return Fraction(Decimal(str(token)[:-1])) / 100, str(token)
+
+    def share_fraction(self, meta, top, bottom):
+        if int(bottom) == 0:
+            self.problems.append(Diagnostic("E011", "a share cannot divide by zero", self._t(bottom)))
+            return Fraction(0), f"{top}/{bottom}"
+        return Fraction(int(top), int(bottom)), f"{top}/{bottom}"
+
+    def enum_decl(self, meta, name, *values):
+        out = []
+        for v in values:
+            text = str(v)
+            out.append(n.EnumValue(text[1:-1] if text.startswith('"') else _name(v), span=self._t(v)))
+        return n.EnumDecl(_name(name), tuple(out), span=self._s(meta))
+
+    def table_decl(self, meta, name, *items):
+        fields = tuple(i for i in items if isinstance(i, n.FieldDecl))
+        checks = tuple(i for i in items if not isinstance(i, n.FieldDecl))
+        return n.TableDecl(_name(name), fields, checks, span=self._s(meta))
+
+    def field_decl(self, meta, name, field_type, key):
+        optional, type_name = field_type
+        return n.FieldDecl(_name(name), type_name, optional, key is not None, span=self._s(meta))
+
+    def field_type(self, meta, optional, name):
+        return optional is not None, _name(name)
+
+    def table_check(self, meta, expr):
+        return expr
+
+    def subject_decl(self, meta, name, table):
+        return n.SubjectDecl(_name(name), _name(table), span=self._s(meta))
+
+    def eligible_decl(self, meta, expr):
+        return n.EligibleDecl(expr, span=self._s(meta))
+
+    def band_decl(self, meta, name, *entries):
+        return n.BandDecl(_name(name), tuple(entries), span=self._s(meta))
+
+    def band_closed(self, meta, label, start, end):
+        return n.BandEntry(_name(label), self._date(start), self._date(end), span=self._s(meta))
+
+    def band_open(self, meta, label, start):
+        return n.BandEntry(_name(label), self._date(start), None, span=self._s(meta))
+
+    def tariff_decl(self, meta, name, key1, key2, *rows):
+        keys = (_name(key1),) + ((_name(key2),) if key2 is not None else ())
+        return n.TariffDecl(_name(name) if name is not None else None, keys, tuple(rows), span=self._s(meta))
+
+    def grid_row(self, meta, *cells):
+        return n.GridRow(tuple(cells), span=self._s(meta))
+
+    def cell_name(self, meta, name):
+        return n.CellName(_name(name), span=self._t(name))
+
+    def let_decl(self, meta, name, expr):
+        return n.LetDecl(_name(name), expr, span=self._s(meta))
+
+    def let_of_decl(self, meta, name, binder, table, expr):
+        return n.LetDecl(_name(name), expr, binder=_name(binder), table=_name(table), span=self._s(meta))
+
+    def outcome_decl(self, meta, name, *clauses):
+        fields = {"conditions": [], "achieved": None, "recurring": None, "pays": None, "shares": None,
+                  "instead_of": (), "requires": ()}
+        spans: dict = {}
+        for kind, value, span in clauses:
+            if kind == "conditions":
+                fields["conditions"].append(value)
+                continue
+            if kind in spans:
+                self.problems.append(
+                    Diagnostic("E012", f"outcome `{_name(name)}` has a second `{_CLAUSE_WORDS[kind]}` clause", span,
+                               hint="each outcome takes this clause once")
+                )
+                continue
+            spans[kind] = span
+            fields[kind] = value
+        fields["conditions"] = tuple(fields["conditions"])
+        return n.OutcomeDecl(_name(name), clause_spans=spans, span=self._s(meta), **fields)
+
+    def when_clause(self, meta, expr):
+        return ("conditions", expr, self._s(meta))
+
+    def achieved_clause(self, meta, expr):
+        return ("achieved", expr, self._s(meta))
+
+    def recurring_clause(self, meta, every, after, spells, at_most):
+        rec = n.Recurring(every, _name(after), spells, at_most, span=self._s(meta))
+        return ("recurring", rec, self._s(meta))
+
+    def pays_clause(self, meta, expr):
+        return ("pays", expr, self._s(meta))
+
+    def outcome_shares_clause(self, meta, shares):
+        return ("shares", shares, self._s(meta))
+
+    def instead_clause(self, meta, *names):
+        return ("instead_of", tuple(n.Ref(_name(x), span=self._t(x)) for x in names), self._s(meta))
+
+    def requires_clause(self, meta, *names):
+        return ("requires", tuple(n.Ref(_name(x), span=self._t(x)) for x in names), self._s(meta))
+
+    def cap_decl(self, meta, name, limit, *rest):
+        outcomes = rest[-1] if rest else None
+        scopes = tuple(r for r in rest[:-1])
+        return n.CapDecl(_name(name), limit, scopes, outcomes or (), span=self._s(meta))
+
+    def cap_per(self, meta, name):
+        return n.Scope(_name(name), span=self._s(meta))
+
+    def cap_outcomes(self, meta, *names):
+        return tuple(n.Ref(_name(x), span=self._t(x)) for x in names)
+
+    def ceiling_decl(self, meta, name, limit, *rest):
+        *scopes, funder, action = rest
+        return n.CeilingDecl(_name(name), limit, tuple(scopes), _name(funder), action, span=self._s(meta))
+
+    def overflow_to(self, meta, name):
+        return _name(name)
+
+    def unfunded(self, meta):
+        return None
+
+    # expressions
+    def if_expr(self, meta, c, a, b):
+        return n.If(c, a, b, span=self._s(meta))
+
+    def or_(self, meta, a, b):
+        return n.Binary("or", a, b, span=self._s(meta))
+
+    def and_(self, meta, a, b):
+        return n.Binary("and", a, b, span=self._s(meta))
+
+    def not_(self, meta, a):
+        return n.Unary("not", a, span=self._s(meta))
+
+    def compare(self, meta, a, op, b):
+        return n.Compare(str(op), a, b, span=self._s(meta))
+
+    def compare_equal(self, meta, a, b):
+        return n.Compare("=", a, b, span=self._s(meta))
+
+    def is_none(self, meta, a):
+        return n.IsNone(a, False, span=self._s(meta))
+
+    def is_not_none(self, meta, a):
+        return n.IsNone(a, True, span=self._s(meta))
+
+    def within_after(self, meta, value, length, anchor):
+        return n.Within(value, length, anchor, "of", span=self._s(meta))
+
+    def within_before(self, meta, value, length, anchor):
+        return n.Within(value, length, anchor, "before", span=self._s(meta))
+
+    def in_band(self, meta, value, band):
+        return n.InBand(value, _name(band), span=self._s(meta))
+
+    def in_list(self, meta, value, *options):
+        return n.InList(value, tuple(options), span=self._s(meta))
+
+    def counted_from(self, meta, spells, arg):
+        return n.SpellOp("counted_from", spells, arg, span=self._s(meta))
+
+    def starting_from(self, meta, spells, arg):
+        return n.SpellOp("starting_from", spells, arg, span=self._s(meta))
+
+    def not_counting(self, meta, spells, arg):
+        return n.SpellOp("not_counting", spells, arg, span=self._s(meta))
+
+    def add(self, meta, a, b):
+        return n.Binary("+", a, b, span=self._s(meta))
+
+    def sub(self, meta, a, b):
+        return n.Binary("-", a, b, span=self._s(meta))
+
+    def mul(self, meta, a, b):
+        return n.Binary("*", a, b, span=self._s(meta))
+
+    def div(self, meta, a, b):
+        return n.Binary("/", a, b, span=self._s(meta))
+
+    def neg(self, meta, a):
+        return n.Unary("-", a, span=self._s(meta))
+
+    def field(self, meta, target, name):
+        return n.Field(target, _name(name), span=self._s(meta))
+
+    def lookup(self, meta, target, *keys):
+        return n.Lookup(target, tuple(keys), span=self._s(meta))
+
+    def duration(self, meta, amount, unit):
+        word = str(unit)
+        word = word if word.endswith("s") else word + "s"
+        return n.Duration(amount, word, span=self._s(meta))
+
+    def ref(self, meta, name):
+        return n.Ref(_name(name), span=self._s(meta))
+
+    def call(self, meta, name, *args):
+        args = tuple(a for a in args if a is not None)
+        return n.Call(_name(name), args, span=self._s(meta))
+
+    def as_of(self, meta):
+        return n.AsOf(span=self._s(meta))
+
+    def first_day_lasting(self, meta, spells, length):
+        return n.FirstDayLasting(spells, length, span=self._s(meta))
+
+    def binding(self, meta, name, source, where):
+        return n.Binding(_name(name), source, where, span=self._s(meta))
+
+    def count(self, meta, binding):
+        return n.Count(binding, span=self._s(meta))
+
+    def count_distinct(self, meta, value, binding):
+        return n.CountDistinct(value, binding, span=self._s(meta))
+
+    def aggregate(self, meta, kind, value, binding):
+        return n.Aggregate(str(kind), value, binding, span=self._s(meta))
+
+    def any_(self, meta, binding, condition):
+        return n.Quantifier("any", binding, condition, span=self._s(meta))
+
+    def no_(self, meta, binding, condition):
+        return n.Quantifier("no", binding, condition, span=self._s(meta))
+
+    def every(self, meta, binding, condition):
+        return n.Quantifier("every", binding, condition, span=self._s(meta))
+
+    def each(self, meta, binding):
+        return n.Each(binding, span=self._s(meta))
+
+    def spells(self, meta, start, end, binding):
+        return n.Spells(start, end, binding, span=self._s(meta))
+
+    def first_run(self, meta, length, binding, order, condition):
+        return n.FirstRun(length, binding, order, condition, span=self._s(meta))
+
+    # literals
+    def int_lit(self, meta, token):
+        return n.Literal("integer", int(token), span=self._t(token))
+
+    def decimal_lit(self, meta, token):
+        return n.Literal("decimal", Decimal(str(token)), span=self._t(token))
+
+    def money_lit(self, meta, token):
+        return n.Literal("money", _money(str(token)), span=self._t(token))
+
+    def percent_lit(self, meta, token):
+        return n.Literal("decimal", Decimal(str(token)[:-1]).scaleb(-2), span=self._t(token))
+
+    def date_lit(self, meta, token):
+        return n.Literal("date", self._date(token), span=self._t(token))
+
+    def string_lit(self, meta, token):
+        return n.Literal("text", str(token)[1:-1], span=self._t(token))
+
+    def true_lit(self, meta):
+        return n.Literal("boolean", True, span=self._s(meta))
+
+    def false_lit(self, meta):
+        return n.Literal("boolean", False, span=self._s(meta))
+
+    def none_lit(self, meta):
+        return n.Literal("none", None, span=self._s(meta))
+
+
+_CLAUSE_WORDS = {
+    "achieved": "achieved on",
+    "recurring": "every ... after",
+    "pays": "pays",
+    "shares": "shares",
+    "instead_of": "instead of",
+    "requires": "requires",
+}
+
+
+def _nesting_problem(source: Source) -> Diagnostic | None:
+    """Refuse absurd nesting before the parser recurses into it."""
+    depth = 0
+    line, column = 1, 0
+    for ch in source.text:
+        column += 1
+        if ch == "\n":
+            line, column = line + 1, 0
+        elif ch in "([":
+            depth += 1
+            if depth > MAX_NESTING:
+                return Diagnostic(
+                    "E004",
+                    f"brackets are nested more than {MAX_NESTING} deep",
+                    Span.at(source, line, column),
+                    hint="split the expression with `let` definitions",
+                )
+        elif ch in ")]":
+            depth = max(0, depth - 1)
+    return None
+
+
+def parse(text: str, name: str = "<contract>") -> n.ContractTree:
+    """Parse contract text into a syntax tree, or raise ContractSyntaxError."""
+    source = Source(name, text)
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_CONTRACT_BYTES:
+        raise ContractSyntaxError(
+            [Diagnostic("E005", f"the contract is larger than {MAX_CONTRACT_BYTES} bytes", Span.at(source, 1, 1))]
+        )
+    problem = _nesting_problem(source)
+    if problem:
+        raise ContractSyntaxError([problem])
+    try:
+        tree = _lark().parse(text)
+    except UnexpectedInput as err:
+        raise ContractSyntaxError([_syntax_error(source, err)]) from None
+    except RecursionError:
+        raise ContractSyntaxError(
+            [Diagnostic("E004", "the contract is nested too deeply to read", Span.at(source, 1, 1))]
+        ) from None
+    builder = _Builder(source)
+    try:
+        result = builder.transform(tree)
+    except VisitError as err:  # a bug in the builder, never the user's fault
+        raise err.orig_exc from None
+    if builder.problems:
+        raise ContractSyntaxError(builder.problems)
+    return result

@@ -1,0 +1,145 @@
+"""The checked program: what the checker proves and the compiler compiles.
+
+Everything here has been resolved and typed; expressions are syntax-tree
+nodes with their `type` and `meaning` filled in.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Any
+
+import attrs
+
+from . import types as t
+from .source import Source, Span
+
+
+def _span():
+    return attrs.field(kw_only=True, eq=False, repr=False, default=None)
+
+
+@attrs.frozen
+class FieldInfo:
+    name: str
+    type: t.Type
+    optional: bool
+    index: int
+    references: str | None  # the table this field refers to, if any
+    values: tuple[str, ...] | None  # an enumeration's values
+    span: Span | None = _span()
+
+
+@attrs.frozen
+class TableInfo:
+    name: str
+    fields: tuple[FieldInfo, ...]
+    key: str | None
+    checks: tuple[Any, ...]
+    span: Span | None = _span()
+
+    def field(self, name: str) -> FieldInfo | None:
+        for f in self.fields:
+            if f.name == name:
+                return f
+        return None
+
+    def links_to(self, table: str) -> list[FieldInfo]:
+        return [f for f in self.fields if f.references == table]
+
+
+@attrs.frozen
+class Subject:
+    name: str
+    table: str
+    span: Span | None = _span()
+
+
+@attrs.frozen
+class Band:
+    name: str
+    entries: tuple[tuple[str, int, int | None], ...]  # (label, first day, last day or None), by first day
+    span: Span | None = _span()
+
+    def label_of(self, day: int) -> str | None:
+        for label, start, end in self.entries:
+            if day >= start and (end is None or day <= end):
+                return label
+        return None
+
+
+@attrs.frozen
+class Tariff:
+    name: str
+    keys: tuple[t.Type, ...]
+    cells: dict  # key tuple -> value (Decimal, int or None)
+    value_type: t.Type
+    span: Span | None = _span()
+
+
+@attrs.frozen
+class Let:
+    name: str
+    expr: Any
+    record_table: str | None  # `let x of r in table`: one value per record
+    binder: str | None
+    deps: frozenset[str]
+    per_subject: bool
+    span: Span | None = _span()
+
+
+@attrs.frozen
+class Outcome:
+    name: str
+    index: int  # contract order
+    conditions: tuple[Any, ...]
+    achieved: Any
+    recurring: Any
+    pays: Any
+    shares: tuple[tuple[str, Fraction], ...]
+    instead_of: tuple[str, ...]
+    requires: tuple[str, ...]
+    deps: frozenset[str]
+    span: Span | None = _span()
+    clause_spans: dict = attrs.field(factory=dict, eq=False, repr=False)
+
+
+@attrs.frozen
+class Cap:
+    name: str
+    limit: Any
+    scopes: tuple[str, ...]  # "subject", "outcome", "month", "financial_year", band names
+    outcomes: tuple[str, ...]  # empty: every outcome
+    per_subject_limit: bool
+    span: Span | None = _span()
+
+
+@attrs.frozen
+class Ceiling:
+    name: str
+    limit: Any
+    scopes: tuple[str, ...]
+    funder: str
+    overflow_to: str | None
+    span: Span | None = _span()
+
+
+@attrs.frozen
+class Program:
+    source: Source | None
+    name: str
+    currency: str
+    rounding: str
+    statement_parts: frozenset[str]
+    funders: tuple[str, ...]
+    enums: dict[str, tuple[str, ...]]
+    tables: dict[str, TableInfo]
+    subject: Subject
+    eligible: Any
+    bands: dict[str, Band]
+    tariffs: dict[str, Tariff]
+    lets: tuple[Let, ...]
+    outcomes: tuple[Outcome, ...]
+    caps: tuple[Cap, ...]
+    ceilings: tuple[Ceiling, ...]
+    warnings: tuple[Any, ...] = ()

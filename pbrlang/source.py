@@ -1,0 +1,60 @@
+"""Where things come from: source texts and the spans that point into them."""
+
+from __future__ import annotations
+
+import attrs
+
+
+@attrs.frozen
+class Source:
+    """A contract's text and the name it is reported under (usually its path)."""
+
+    name: str
+    text: str
+
+    def line(self, number: int) -> str:
+        lines = self.text.splitlines()
+        if 1 <= number <= len(lines):
+            return lines[number - 1]
+        return ""
+
+
+@attrs.frozen
+class Span:
+    """A stretch of a source: 1-based lines and columns, end column exclusive."""
+
+    source: Source = attrs.field(repr=False, eq=False)
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+
+    @classmethod
+    def from_meta(cls, source: Source, meta) -> "Span":
+        if getattr(meta, "empty", True):
+            return cls(source, 1, 1, 1, 1)
+        return cls(source, meta.line, meta.column, meta.end_line, meta.end_column)
+
+    @classmethod
+    def from_token(cls, source: Source, token) -> "Span":
+        line = token.line or 1
+        column = token.column or 1
+        end_line = token.end_line or line
+        end_column = token.end_column or column + len(str(token))
+        return cls(source, line, column, end_line, end_column)
+
+    @classmethod
+    def at(cls, source: Source, line: int, column: int, width: int = 1) -> "Span":
+        return cls(source, line, column, line, column + max(width, 1))
+
+    def join(self, other: "Span") -> "Span":
+        start = min((self.line, self.column), (other.line, other.column))
+        end = max((self.end_line, self.end_column), (other.end_line, other.end_column))
+        return Span(self.source, start[0], start[1], end[0], end[1])
+
+    @property
+    def location(self) -> str:
+        return f"{self.source.name}:{self.line}:{self.column}"
+
+    def sort_key(self) -> tuple:
+        return (self.source.name, self.line, self.column)
