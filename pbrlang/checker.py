@@ -666,6 +666,29 @@ class Checker:
 
     def _x_Ref(self, e: n.Ref, scope: _Scope, expected):
         name = e.name
+        if expected is not None and expected.kind in ("enum", "band") and name in self._key_values(expected):
+            # Where a value of an enumeration is expected, its values win over
+            # other things of the same name (an outcome `housing_secured` and
+            # an event kind `housing_secured`), unless that thing is of the
+            # same enumeration.
+            other = self._x_Ref_plain(e, scope, None, report=False)
+            if other is None or other.type != expected:
+                return attrs.evolve(e, type=expected, meaning=("enum", name))
+            return other
+        return self._x_Ref_plain(e, scope, expected)
+
+    def _x_Ref_plain(self, e: n.Ref, scope: _Scope, expected, report: bool = True):
+        name = e.name
+        if not report:
+            saved = (list(self.problems), [set(d) for d in self._deps], list(self._per_subject))
+            try:
+                out = self._x_Ref_plain(e, scope, expected)
+            finally:
+                failed = len(self.problems) > len(saved[0])
+                self.problems[:] = saved[0]
+                self._deps[:] = saved[1]
+                self._per_subject[:] = saved[2]
+            return None if failed else out
         if name in scope.binders:
             return attrs.evolve(e, type=scope.binders[name], meaning=("binder", name))
         if scope.table is not None:

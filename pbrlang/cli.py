@@ -1,0 +1,93 @@
+"""The `pbr` command: check, evaluate and explain contracts from a terminal."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import sys
+from pathlib import Path
+
+from . import __name__ as _pkg  # noqa: F401
+from .contract import Contract, load
+from .errors import ContractError, PbrError, UsageError
+
+
+def _date(text: str) -> datetime.date:
+    try:
+        return datetime.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="pbr", description="Check and evaluate payment-by-results contracts.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    c = sub.add_parser("check", help="check a contract; exit 0 when it is valid")
+    c.add_argument("contract", help="the contract file (.pbr)")
+
+    e = sub.add_parser("eval", help="evaluate a contract against data at an as-of date")
+    e.add_argument("contract", help="the contract file (.pbr)")
+    e.add_argument("--data", action="append", required=True, metavar="PATH",
+                   help="a .csv or .jsonl file, or a folder of them (table name = file stem); repeatable")
+    e.add_argument("--as-of", required=True, type=_date, metavar="YYYY-MM-DD", help="the evaluation date")
+    e.add_argument("--format", choices=("table", "json", "csv"), default="table", help="output form (default table)")
+    e.add_argument("--output", metavar="FILE", help="write to FILE instead of standard output")
+    return p
+
+
+def _write(text: str, output: str | None) -> None:
+    if output:
+        try:
+            Path(output).write_text(text, encoding="utf-8")
+        except OSError as err:
+            raise UsageError(f"{output}: cannot be written ({err.strerror})") from None
+    else:
+        sys.stdout.write(text)
+
+
+def _warnings(contract: Contract) -> None:
+    for w in contract.warnings:
+        print(w.render(), file=sys.stderr)
+
+
+def run(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        contract = load(args.contract)
+        _warnings(contract)
+        if args.command == "check":
+            outcomes = ", ".join(o.name for o in contract.program.outcomes)
+            print(f"{args.contract}: ok ({contract.name}: {len(contract.program.outcomes)} outcomes: {outcomes})")
+            return 0
+        dataset = contract.load_data(args.data)
+        for w in dataset.warnings:
+            print(f"warning: {w}", file=sys.stderr)
+        statement = contract.evaluate(dataset, args.as_of)
+        if args.format == "json":
+            text = statement.to_json()
+        elif args.format == "csv":
+            text = statement.to_csv()
+        else:
+            text = statement.to_table()
+        _write(text, args.output)
+        return 0
+    except ContractError as err:
+        print(err.render(), file=sys.stderr)
+        return 1
+    except PbrError as err:
+        print(str(err), file=sys.stderr)
+        return 1
+    except RecursionError:
+        print("error: the contract or data is nested too deeply to evaluate", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def main() -> None:
+    sys.exit(run())
+
+
+if __name__ == "__main__":
+    main()
