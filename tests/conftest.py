@@ -1,0 +1,55 @@
+"""Shared test helpers: where the examples and the reference schemes are."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+SHARED_SCHEMES = ROOT.parent / "shared" / "schemes"
+SCHEMES = ["work-programme", "innovation-fund", "troubled-families", "recovery-partnership", "peterborough-sib"]
+
+# Set PBR_REGOLD=1 to rewrite golden files from the current output (then review with git diff).
+REGOLD = os.environ.get("PBR_REGOLD") == "1"
+
+
+def example(scheme: str) -> Path:
+    return EXAMPLES / scheme / "contract.pbr"
+
+
+def sample(scheme: str) -> Path:
+    return EXAMPLES / scheme / "sample"
+
+
+def expected(scheme: str) -> dict:
+    return json.loads((sample(scheme) / "expected.json").read_text())
+
+
+def pbr(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run the `pbr` command as a user would (the installed console script's module)."""
+    return subprocess.run(
+        [sys.executable, "-m", "pbrlang.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd or ROOT,
+        timeout=120,
+    )
+
+
+def golden(path: Path, actual: str) -> None:
+    if REGOLD or not path.exists():
+        path.write_text(actual)
+    assert actual == path.read_text(), f"{path} differs (PBR_REGOLD=1 rewrites it)"
+
+
+@pytest.fixture(scope="session")
+def contracts():
+    import pbrlang
+
+    return {s: pbrlang.load(example(s)) for s in SCHEMES if example(s).exists()}
