@@ -911,13 +911,22 @@ class Checker:
 
     def _pair(self, a: n.Expr, b: n.Expr, scope: _Scope):
         """Type two sides that must agree; a bare name on one side may be a value of the other's enumeration."""
-        if isinstance(a, n.Ref) and self._is_free(a.name, scope):
+        a_free = isinstance(a, n.Ref) and self._is_free(a.name, scope)
+        b_free = isinstance(b, n.Ref) and self._is_free(b.name, scope)
+        if a_free and not b_free:
             right = self.expr(b, scope)
-            left = self.expr(a, scope, right.type)
-        else:
-            left = self.expr(a, scope)
-            right = self.expr(b, scope, left.type)
-        return left, right
+            if right.type is None and self._is_enum_word(a.name):
+                return self._bad(a), right  # the other side was reported; do not guess
+            return self.expr(a, scope, right.type), right
+        left = self.expr(a, scope)
+        if left.type is None and b_free and self._is_enum_word(b.name):
+            return left, self._bad(b)
+        return left, self.expr(b, scope, left.type)
+
+    def _is_enum_word(self, name: str) -> bool:
+        return any(name in values for values in self.enums.values()) or any(
+            name == label for band in self.bands.values() for label, _, _ in band.entries
+        )
 
     def _is_free(self, name: str, scope: _Scope) -> bool:
         if name in scope.binders or name in self.let_decls or name in self.tables or name in self.outcome_decls:

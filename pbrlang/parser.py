@@ -67,7 +67,12 @@ _TERMINAL_WORDS = {
 }
 
 
+_EXPRESSION_START = {"NAME", "INT", "MONEY", "DATE"}
+
+
 def _describe_expected(names: set[str]) -> str:
+    if _EXPRESSION_START <= names:
+        return "a value: a name, a number, an amount like £400.00, a date like 2014-03-31, or an expression"
     words = []
     for name in names:
         if name in _TERMINAL_WORDS:
