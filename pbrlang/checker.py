@@ -33,7 +33,7 @@ from .program import (
 )
 from .source import Span
 
-BUILTINS = {"later", "earlier", "max", "min", "abs", "days_between"}
+BUILTINS = {"later", "earlier", "higher", "lower", "abs", "days_between"}
 PERIOD_SCOPES = {"month", "financial_year"}
 
 
@@ -878,7 +878,7 @@ class Checker:
             self.error("E102", f"{e.name} compares values of one type; found {_list([str(x) for x in types_])}", e.span)
             return self._bad(e)
         if e.name in ("later", "earlier") and joined.kind != "date":
-            self.error("E102", f"{e.name} takes dates; use max or min for numbers and amounts", e.span)
+            self.error("E102", f"{e.name} takes dates; use higher or lower for numbers and amounts", e.span)
         return attrs.evolve(e, args=args, type=joined, meaning=("builtin", e.name))
 
     def _x_Unary(self, e: n.Unary, scope, expected):

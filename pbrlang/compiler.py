@@ -228,9 +228,9 @@ class Compiler:
                 return None if d is None else band.label_of(d)
 
             return band_of
-        if name in ("later", "max"):
+        if name in ("later", "higher"):
             return lambda fr: max((v for v in (a(fr) for a in args) if v is not None), default=None)
-        if name in ("earlier", "min"):
+        if name in ("earlier", "lower"):
             return lambda fr: min((v for v in (a(fr) for a in args) if v is not None), default=None)
         if name == "abs":
             a0 = args[0]

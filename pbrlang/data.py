@@ -272,15 +272,17 @@ def _rows_from_jsonl(text: str, file: str, info: TableInfo, problems: _Collector
     rows = []
     extra_seen: set[str] = set()
     converters = [(f.name, _converter(f, info.name)) for f in info.fields]
+    # A JSON object may leave out an optional field: that is the same as null.
+    optional_names = {f.name: f.optional for f in info.fields}
     for line_no, obj in objects:
         values = []
         ok = True
         for name, conv in converters:
-            if name not in obj:
+            raw = obj.get(name)
+            if name not in obj and not optional_names.get(name):
                 problems.add(file, line_no, name, "is missing from this object")
                 ok = False
                 continue
-            raw = obj[name]
             if isinstance(raw, (dict, list)):
                 problems.add(file, line_no, name, f"expected a single value, found {type(raw).__name__}")
                 ok = False
@@ -315,12 +317,12 @@ def _rows_from_records(records: Iterable[Mapping], name: str, info: TableInfo, p
         values = []
         ok = True
         for fname, conv in converters:
-            if fname not in obj:
+            if fname not in obj and not info.field(fname).optional:
                 problems.add(file, number, fname, "is missing from this record")
                 ok = False
                 continue
             try:
-                values.append(conv(obj[fname]))
+                values.append(conv(obj.get(fname)))
             except _Bad as err:
                 problems.add(file, number, fname, str(err))
                 ok = False

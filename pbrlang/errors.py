@@ -83,7 +83,10 @@ class DataProblem:
 
     def render(self) -> str:
         where = self.file + (f":{self.row}" if self.row is not None else "")
-        what = f" field `{self.field}`:" if self.field else ""
+        if self.field and ", " in self.field:
+            what = " fields " + ", ".join(f"`{f}`" for f in self.field.split(", ")) + ":"
+        else:
+            what = f" field `{self.field}`:" if self.field else ""
         return f"data error: {where}:{what} {self.message}"
 
 

@@ -1,0 +1,72 @@
+"""Broken data gives an error naming file, row and field; never a traceback, never a dropped row."""
+
+from __future__ import annotations
+
+import datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+import pbrlang
+from conftest import ROOT, example, golden, pbr
+
+BROKEN = sorted(p for p in (ROOT / "tests" / "data" / "broken").iterdir() if p.is_dir())
+WP = example("work-programme")
+
+
+@pytest.mark.parametrize("folder", BROKEN, ids=lambda p: p.name)
+def test_broken_data_is_rejected_with_file_row_and_field(folder: Path):
+    out = pbr("eval", WP.relative_to(ROOT), "--data", folder.relative_to(ROOT), "--as-of", "2014-06-30")
+    assert out.returncode == 1, out.stdout
+    assert "Traceback" not in out.stderr
+    assert out.stdout == ""
+    golden(folder / "expected.err", out.stderr)
+
+
+def test_byte_order_mark_is_accepted(tmp_path):
+    (tmp_path / "participants.csv").write_bytes(b"\xef\xbb\xbfid,group,attached_on\nP01,JSA_18_24,2011-06-01\n")
+    (tmp_path / "employment.csv").write_text("participant_id,start,end\n")
+    st = pbrlang.load(WP).evaluate([tmp_path], as_of="2014-06-30")
+    assert [p.outcome for p in st.payments] == ["attachment"]
+
+
+def test_in_memory_records_with_native_values():
+    st = pbrlang.load(WP).evaluate(
+        {
+            "participants": [{"id": "P01", "group": "JSA_18_24", "attached_on": datetime.date(2011, 6, 1)}],
+            "employment": [{"participant_id": "P01", "start": "2011-06-01", "end": None}],
+        },
+        as_of=datetime.date(2012, 1, 31),
+    )
+    assert [(p.outcome, p.amount) for p in st.payments] == [
+        ("attachment", Decimal("400.00")),
+        ("job_outcome", Decimal("1200.00")),
+        ("sustainment", Decimal("170.00")),
+        ("sustainment", Decimal("170.00")),
+    ]  # job outcome 2011-11-29, then every 28 days: 12-27 and 01-24
+
+
+def test_float_money_is_refused():
+    contract = pbrlang.loads(
+        'contract "f"\nfunder X\ntable t:\n  id: text key\n  fee: money\n  day: date\nsubject s: t\n'
+        "outcome o:\n  achieved on day\n  pays fee\n"
+    )
+    with pytest.raises(pbrlang.DataError) as info:
+        contract.evaluate({"t": [{"id": "a", "fee": 12.5, "day": "2020-01-01"}]}, as_of="2020-12-31")
+    assert "floating point" in str(info.value)
+    assert info.value.problems[0].field == "fee"
+
+
+def test_missing_table_is_named():
+    with pytest.raises(pbrlang.DataError) as info:
+        pbrlang.load(WP).evaluate({"participants": []}, as_of="2014-06-30")
+    assert "employment" in str(info.value)
+
+
+def test_extra_columns_are_ignored_with_a_warning(tmp_path):
+    (tmp_path / "participants.csv").write_text("id,group,attached_on,notes\nP01,JSA_18_24,2011-06-01,x\n")
+    (tmp_path / "employment.csv").write_text("participant_id,start,end\n")
+    out = pbr("eval", WP, "--data", tmp_path, "--as-of", "2014-06-30", "--format", "json")
+    assert out.returncode == 0
+    assert "ignored column notes" in out.stderr
