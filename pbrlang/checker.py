@@ -20,7 +20,9 @@ from . import nodes as n
 from . import types as t
 from .errors import ContractCheckError, Diagnostic
 from .program import (
+    COHORT_FIELDS,
     Band,
+    Cohorts,
     Cap,
     Ceiling,
     FieldInfo,
@@ -71,6 +73,8 @@ class Checker:
         self.lets: dict[str, Let] = {}
         self.outcome_decls: dict[str, n.OutcomeDecl] = {}
         self._checking: list[str] = []  # definitions being checked, to find cycles
+        self._paid_allowed = False  # `paid X` is allowed only in an outcome's pays and reports
+        self._paid_used = False
         self._deps: list[set[str]] = []
         self._per_subject: list[bool] = []
 
@@ -120,6 +124,11 @@ class Checker:
         for d in decls:
             if isinstance(d, n.TableDecl):
                 self._table_fields(d)
+        cohorts_decls = [d for d in decls if isinstance(d, n.CohortsDecl)]
+        for d in cohorts_decls[1:]:
+            self.error("E103", "the contract declares its cohorts twice", d.span)
+        if cohorts_decls:
+            self._cohort_table(cohorts_decls[0])
         for d in decls:
             if isinstance(d, n.SubjectDecl):
                 self._subject(d)
@@ -174,6 +183,8 @@ class Checker:
         outcomes = [attrs.evolve(o, index=order[o.name]) for o in outcomes]
         self._outcome_cycles(outcomes)
 
+        cohorts = self._cohorts(cohorts_decls[0]) if cohorts_decls else None
+
         caps = [self._cap(d) for d in decls if isinstance(d, n.CapDecl)]
         ceilings = [self._ceiling(d) for d in decls if isinstance(d, n.CeilingDecl)]
 
@@ -197,6 +208,7 @@ class Checker:
             outcomes=tuple(outcomes),
             caps=tuple(caps),
             ceilings=tuple(ceilings),
+            cohorts=cohorts,
             warnings=tuple(p for p in self.problems if p.severity == "warning"),
         )
 
@@ -268,6 +280,44 @@ class Checker:
             values = self.enums.get(typ.name) if typ.kind == "enum" else None
             fields.append(FieldInfo(f.name, typ, f.optional, i, ref, values, span=f.span))
         self.tables[d.name] = TableInfo(d.name, tuple(fields), key, (), span=d.span)
+
+    def _cohort_table(self, d: n.CohortsDecl) -> None:
+        if not self.declare("cohorts", "the cohorts", d.span):
+            return
+        fields = tuple(FieldInfo(name, typ, False, i, None, None, span=d.span) for i, (name, typ) in enumerate(COHORT_FIELDS))
+        self.tables["cohorts"] = TableInfo("cohorts", fields, "id", (), virtual=True, span=d.span)
+
+    def _cohorts(self, d: n.CohortsDecl) -> Cohorts | None:
+        if d.table not in self.tables or self.tables[d.table].virtual:
+            self.error("E100", f"unknown table `{d.table}`", d.span, hint=_suggest(d.table, self.tables))
+            return None
+        scope = _Scope(subject=False).bind(d.binder, t.record(d.table))
+        self._per_subject.append(False)
+        self._deps.append(set())
+        members = self._condition(d.members, scope)
+        by = self._typed(d.by, scope, {"date"}, "the date that places a member in a cohort")
+        counting = self._typed(d.counting, scope, {"integer"}, "a whole number of events for each member")
+        self._per_subject.pop()
+        self._deps.pop()
+        entries, pools, names = [], [], set()
+        for e in d.entries:
+            if e.name in names or (e.name in self.names and e.name != "cohorts"):
+                self.error("E103", f"`{e.name}` is defined twice", e.span)
+            names.add(e.name)
+            if isinstance(e, n.CohortEntry):
+                if e.end < e.start:
+                    self.error("E120", f"cohort `{e.name}` ends before it starts", e.span)
+                entries.append(e)
+            else:
+                pools.append(e)
+        ordered = sorted(entries, key=lambda e: e.start)
+        for a, b in zip(ordered, ordered[1:]):
+            if a.end >= b.start:
+                self.error("E121", f"cohorts `{a.name}` and `{b.name}` overlap", b.span,
+                           hint="a member belongs to at most one cohort")
+        if not entries:
+            self.error("E108", "no cohort is declared", d.span, hint="cohort cohort_1: 2010-09-09 to 2012-06-30, ...")
+        return Cohorts(d.binder, d.table, members, by, counting, tuple(entries), tuple(pools), span=d.span)
 
     def _subject(self, d: n.SubjectDecl) -> None:
         if self.subject is not None:
@@ -426,6 +476,8 @@ class Checker:
                        hint="definitions cannot refer back to themselves (no recursion)")
             return None
         d = self.let_decls[name]
+        saved_paid = self._paid_allowed
+        self._paid_allowed = False
         self._checking.append(name)
         self._deps.append(set())
         self._per_subject.append(False)
@@ -447,6 +499,7 @@ class Checker:
             pass
         let = Let(name, expr, record_table, d.binder, frozenset(deps), per_subject, span=d.span)
         self.lets[name] = let
+        self._paid_allowed = saved_paid
         return let
 
     def _let_order(self) -> list[Let]:
@@ -493,10 +546,23 @@ class Checker:
             self.error("E123", f"outcome `{d.name}` never says when it is achieved", d.span,
                        hint="add `achieved on <date>` or `every <duration> after <outcome> while ...`")
         pays = None
+        self._paid_used = False
+        self._paid_allowed = True
         if d.pays is None:
             self.error("E123", f"outcome `{d.name}` does not say what it pays", d.span, hint="add `pays £...`")
         else:
             pays = self._typed(d.pays, scope, {"money"}, "an amount of money")
+        reports = []
+        for name, expr in d.reports:
+            if expr is not None:
+                reports.append((name, self.expr(expr, scope)))
+            elif name == "due" or name in self.let_decls:
+                reports.append((name, None if name == "due" else self.expr(n.Ref(name, span=d.span), scope)))
+            else:
+                self.error("E100", f"`reports {name}` names no definition", d.clause_spans.get("reports"),
+                           hint="report `due` (the amount before caps), a definition, or `name = expression`")
+        deferred = self._paid_used
+        self._paid_allowed = False
         shares = self._shares(d.shares, d.clause_spans.get("shares")) if d.shares is not None else default_shares
         if shares is None:
             self.error("E110", f"outcome `{d.name}` does not say which funders pay it", d.span,
@@ -534,6 +600,8 @@ class Checker:
             instead_of=tuple(instead),
             requires=tuple(requires),
             deps=frozenset(deps),
+            reports=tuple(reports),
+            deferred=deferred,
             span=d.span,
             clause_spans=d.clause_spans,
         )
@@ -663,6 +731,17 @@ class Checker:
 
     def _x_AsOf(self, e, scope, expected):
         return attrs.evolve(e, type=t.DATE)
+
+    def _x_Paid(self, e: n.Paid, scope, expected):
+        if e.outcome not in self.outcome_decls:
+            self.error("E111", f"unknown outcome `{e.outcome}`", e.span, hint=_suggest(e.outcome, self.outcome_decls))
+            return self._bad(e)
+        if not getattr(self, "_paid_allowed", False):
+            self.error("E125", f"`paid {e.outcome}` can only be used in an outcome's `pays` or `reports`", e.span,
+                       hint="what has been paid is known only as payments are taken in order")
+            return self._bad(e)
+        self._paid_used = True
+        return attrs.evolve(e, type=t.MONEY)
 
     def _x_Ref(self, e: n.Ref, scope: _Scope, expected):
         name = e.name

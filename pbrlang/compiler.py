@@ -21,7 +21,7 @@ from .calendar import Spells, add_months
 from .errors import EvaluationError
 from .program import Program
 
-SUBJECT, AS_OF, INDEXES = 0, 1, 2
+SUBJECT, AS_OF, INDEXES, LEDGER = 0, 1, 2, 3
 EMPTY: tuple = ()
 
 Fn = Callable[[list], Any]
@@ -76,12 +76,14 @@ class CompiledOutcome:
     achieved: Fn  # frame -> day or None, conditions included
     pays: Fn
     recurring: Any  # (every_fn, months: bool, anchor_slot, spells_fn, at_most_fn) or None
+    reports: tuple = ()  # (name, fn or None for `due`, type, uses paid)
+    deferred: bool = False
 
 
 class Compiler:
     def __init__(self, program: Program):
         self.program = program
-        self.next_slot = 3
+        self.next_slot = 4
         self.let_slots: dict[str, int] = {}
         self.outcome_slots: dict[str, int] = {}
         self.derived: dict[str, tuple[int, Fn | None]] = {}
@@ -108,6 +110,10 @@ class Compiler:
 
     def _c_AsOf(self, e, scope):
         return lambda fr: fr[AS_OF]
+
+    def _c_Paid(self, e: n.Paid, scope):
+        name = e.outcome
+        return lambda fr: fr[LEDGER].get(name, Decimal(0))
 
     def _c_Ref(self, e: n.Ref, scope):
         kind = e.meaning[0]
@@ -589,6 +595,12 @@ class Compiler:
         checks = {
             name: [(self.expr(c, {}), c) for c in info.checks] for name, info in program.tables.items() if info.checks
         }
+        cohorts = None
+        if program.cohorts is not None:
+            c = program.cohorts
+            s = self.slot()
+            scope = {c.binder: s}
+            cohorts = (s, self.expr(c.members, scope), self.expr(c.by, scope), self.expr(c.counting, scope))
         return CompiledContract(
             program=program,
             frame_size=self.next_slot,
@@ -601,11 +613,15 @@ class Compiler:
             ceiling_limits=tuple(ceiling_limits),
             checks=checks,
             let_slots=dict(self.let_slots),
+            cohorts=cohorts,
         )
 
     def _outcome(self, o) -> CompiledOutcome:
         conditions = [self.expr(c, {}) for c in o.conditions]
         pays = self.expr(o.pays, {})
+        reports = tuple((name, None if e is None else self.expr(e, {}), e.type if e is not None else None,
+                         e is not None and uses_paid(e))
+                        for name, e in o.reports)
         slot = self.outcome_slots[o.name]
         recurring = None
         if o.recurring is not None:
@@ -639,7 +655,22 @@ class Compiler:
                             return None
                     return day
 
-        return CompiledOutcome(o.name, o.index, slot, achieved, pays, recurring)
+        return CompiledOutcome(o.name, o.index, slot, achieved, pays, recurring, reports, o.deferred)
+
+
+def uses_paid(node) -> bool:
+    """Whether an expression reads what has been paid so far (so waits for the ordered pass)."""
+    if isinstance(node, n.Paid):
+        return True
+    if attrs.has(type(node)):
+        for a in attrs.fields(type(node)):
+            if a.name in ("span", "type", "meaning"):
+                continue
+            v = getattr(node, a.name)
+            items = v if isinstance(v, tuple) else (v,)
+            if any(uses_paid(x) for x in items):
+                return True
+    return False
 
 
 def recurrences(fr: list, recurring, limit_to_as_of: bool = True, first_only: bool = False) -> list[int]:
@@ -680,6 +711,7 @@ class CompiledContract:
     ceiling_limits: tuple
     checks: dict
     let_slots: dict
+    cohorts: Any = None  # (binder slot, members fn, by fn, counting fn)
 
 
 def compile_program(program: Program) -> CompiledContract:

@@ -365,6 +365,8 @@ def load(program: Program, sources: Mapping[str, Any] | Iterable[str | Path]) ->
         given = dict(find_files(sources))
     tables: dict[str, Table] = {}
     for name, info in program.tables.items():
+        if info.virtual:
+            continue
         if name not in given:
             problems.add(f"{name}.csv", None, None,
                          f"no data for table `{name}` (expected a file {name}.csv or {name}.jsonl)")

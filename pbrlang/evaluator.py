@@ -19,8 +19,10 @@ import attrs
 
 from . import nodes as n
 from .calendar import financial_year_label, iso, month_label
-from .compiler import AS_OF, INDEXES, SUBJECT, CompiledContract, recurrences
-from .data import Dataset
+from fractions import Fraction
+
+from .compiler import AS_OF, INDEXES, LEDGER, SUBJECT, CompiledContract, recurrences
+from .data import Dataset, Table
 from .errors import DataError, DataProblem, EvaluationError
 from .money import ZERO, exact_context, round_money, split
 from .statement import CapUse, Cut, Overflow, Payment, Statement
@@ -34,8 +36,9 @@ class Claim:
     subject: str
     outcome: int
     occurrence: int
-    tariff: Decimal
+    tariff: Decimal | None  # None: decided in the ordered pass (it depends on what was paid before)
     limits: tuple  # this subject's limit for each per-subject cap (None for other caps)
+    frame: Any = attrs.field(default=None, eq=False, repr=False)  # kept when pays or reports need it later
 
 
 @attrs.frozen
@@ -52,7 +55,9 @@ class SubjectResult:
 def build_indexes(compiled: CompiledContract, dataset: Dataset) -> list:
     indexes: list[Any] = []
     for spec in compiled.indexes:
-        if spec[0] == "all":
+        if spec[1] not in dataset.tables:
+            indexes.append({} if spec[0] == "children" else [])  # a virtual table, filled in later
+        elif spec[0] == "all":
             indexes.append(dataset.tables[spec[1]].rows)
         else:
             _, table, field_index = spec
@@ -120,16 +125,65 @@ class Evaluation:
         self.as_of = as_of.toordinal()
         self.as_of_date = as_of
         subject_table = self.program.tables[self.program.subject.table]
-        self.subject_rows = dataset.tables[subject_table.name].rows
         self.key_index = subject_table.field(subject_table.key).index
-        self.indexes = build_indexes(compiled, dataset)
         template = [None] * compiled.frame_size
         template[AS_OF] = self.as_of
-        template[INDEXES] = self.indexes
+        template[LEDGER] = {}
+        template[INDEXES] = build_indexes(compiled, dataset)
+        self.cohort_figures: dict[str, dict] = {}
+        if compiled.cohorts is not None:
+            tables = dict(dataset.tables)
+            tables["cohorts"] = Table("cohorts", subject_table, "<cohorts>", self._cohort_rows(template))
+            dataset = Dataset(tables, dataset.warnings)
+            self.dataset = dataset
+            template[INDEXES] = build_indexes(compiled, dataset)
+        self.indexes = template[INDEXES]
+        self.subject_rows = dataset.tables[subject_table.name].rows
         for slot, fn in compiled.global_lets:
             template[slot] = fn(template)
         self.template = template
         self.subject_caps = [i for i, c in enumerate(self.program.caps) if c.per_subject_limit]
+
+    def _cohort_rows(self, template: list) -> list[tuple]:
+        """Each cohort's and pool's figures, exact, from its members' counted events."""
+        cohorts = self.program.cohorts
+        slot, members, by, counting = self.compiled.cohorts
+        fr = template[:]
+        size = {e.name: 0 for e in cohorts.entries}
+        events = {e.name: 0 for e in cohorts.entries}
+        ranges = [(e.start, e.end, e.name) for e in cohorts.entries]
+        for rec in self.dataset.tables[cohorts.table].rows:
+            fr[slot] = rec
+            if not members(fr):
+                continue
+            day = by(fr)
+            if day is None:
+                continue
+            for start, end, name in ranges:
+                if start <= day <= end:
+                    count = counting(fr)
+                    if count is None or count < 0:
+                        raise EvaluationError(f"member {rec[0]} of cohort `{name}` has no event count", name)
+                    size[name] += 1
+                    events[name] += count
+                    break
+        rows = []
+        for i, e in enumerate(cohorts.entries):
+            comparison = Fraction(e.comparison)
+            expected = comparison * size[e.name] / 100
+            rows.append(_cohort_row(e.name, False, e.start, e.end, e.assessed, size[e.name], events[e.name],
+                                    comparison, expected, len(rows) + 1))
+            self.cohort_figures[e.name] = {"entry": e}
+        for p in cohorts.pools:
+            n_ = sum(size.values())
+            e_ = sum(events.values())
+            expected = sum((Fraction(e.comparison) * size[e.name] / 100 for e in cohorts.entries), Fraction(0))
+            comparison = expected * 100 / n_ if n_ else None
+            first = min(e.start for e in cohorts.entries)
+            last = max(e.end for e in cohorts.entries)
+            rows.append(_cohort_row(p.name, True, first, last, p.assessed, n_, e_, comparison, expected, len(rows) + 1))
+            self.cohort_figures[p.name] = {"entry": p}
+        return rows
 
     # ---- first pass: one subject at a time ----------------------------------------------
 
@@ -153,21 +207,31 @@ class Evaluation:
             day = days[o.index]
             if day is None or day > as_of or o.index in excluded:
                 continue
-            raw = o.pays(fr)
-            if raw is None:
-                continue  # a tariff of `none`: no payment exists
-            tariff = round_money(raw, rounding)
-            if tariff < 0:
-                raise EvaluationError(f"outcome `{o.name}` would pay a negative amount ({tariff})", key,
-                                      self.program.outcomes[o.index].span)
+            if o.deferred:
+                tariff = None
+            else:
+                tariff = self._tariff(o, fr, key)
+                if tariff is None:
+                    continue  # a tariff of `none`: no payment exists
             if limits is None:
                 limits = self._limits(fr)
+            keep = fr if (o.deferred or o.reports) else None
             if o.recurring is None:
-                claims.append(Claim(day, key, o.index, 0, tariff, limits))
+                claims.append(Claim(day, key, o.index, 0, tariff, limits, keep))
             else:
                 for k, d in enumerate(recurrences(fr, o.recurring), start=1):
-                    claims.append(Claim(d, key, o.index, k, tariff, limits))
+                    claims.append(Claim(d, key, o.index, k, tariff, limits, keep))
         return SubjectResult(key, True, days, tuple(sorted(excluded.items())), tuple(claims))
+
+    def _tariff(self, o, fr: list, key: str) -> Decimal | None:
+        raw = o.pays(fr)
+        if raw is None:
+            return None
+        tariff = round_money(raw, self.program.rounding)
+        if tariff < 0:
+            raise EvaluationError(f"outcome `{o.name}` would pay a negative amount ({tariff})", key,
+                                  self.program.outcomes[o.index].span)
+        return tariff
 
     def _excluded(self, days: tuple) -> dict[int, str]:
         """Outcomes not paid because an alternative was achieved first, or a requirement was not."""
@@ -223,8 +287,16 @@ class Evaluation:
         ]
         outcome_names = [o.name for o in program.outcomes]
         payments: list[Payment] = []
+        ledger = self.template[LEDGER]
+        ledger.clear()
         for c in claims:
-            allowed = c.tariff
+            compiled_outcome = self.compiled.outcomes[c.outcome]
+            tariff = c.tariff
+            if tariff is None:
+                tariff = self._tariff(compiled_outcome, c.frame, c.subject)
+                if tariff is None:
+                    continue
+            allowed = tariff
             cuts: list[Cut] = []
             keys = []
             for i, cap in enumerate(program.caps):
@@ -267,6 +339,8 @@ class Evaluation:
                         unfunded += excess
                         cuts.append(Cut(ceiling.name, excess))
             order = {f: k for k, f in enumerate(program.funders)}
+            extra = self._reports(compiled_outcome, c.frame, tariff)
+            ledger[outcome_names[c.outcome]] = ledger.get(outcome_names[c.outcome], ZERO) + allowed - unfunded
             payments.append(
                 Payment(
                     subject=c.subject,
@@ -274,11 +348,12 @@ class Evaluation:
                     date=datetime.date.fromordinal(c.day),
                     amount=allowed - unfunded,
                     funders=tuple(sorted(funders.items(), key=lambda x: order[x[0]])),
-                    tariff=c.tariff,
+                    tariff=tariff,
                     cuts=tuple(cuts),
                     unfunded=unfunded,
                     overflow=tuple(overflow),
                     occurrence=c.occurrence,
+                    extra=extra,
                 )
             )
         caps: list[CapUse] = []
@@ -305,10 +380,63 @@ class Evaluation:
             every_funder="funder" in program.statement_parts,
             show_unfunded=any(c.overflow_to is None for c in program.ceilings),
             caps=tuple(caps),
+            blocks=self._blocks(results),
             subjects_evaluated=len(results),
             subjects_eligible=sum(1 for r in results if r.eligible),
             warnings=tuple(self.dataset.warnings),
         )
+
+    def _reports(self, o, fr: list | None, tariff: Decimal) -> tuple:
+        out = []
+        for name, fn, typ, _ in o.reports:
+            if fn is None:
+                out.append((name, tariff))
+                continue
+            value = fn(fr)
+            if typ is not None and typ.kind == "money" and value is not None:
+                value = round_money(value, self.program.rounding)
+            out.append((name, value))
+        return tuple(out)
+
+    def _blocks(self, results: list[SubjectResult]) -> tuple:
+        """The cohorts' and pools' figures for the statement, pending until their assessment date."""
+        if self.program.cohorts is None:
+            return ()
+        fields = {f.name: f.index for f in self.program.tables["cohorts"].fields}
+        met = {r.subject: any(d is not None for d in r.days) for r in results}
+        by_id = {row[0]: row for row in self.subject_rows}
+        fr = self.template[:]
+        blocks = []
+        for name, info in self.cohort_figures.items():
+            row = by_id[name]
+            entry = info["entry"]
+            get = lambda f: row[fields[f]]  # noqa: E731
+            block: dict[str, Any] = {}
+            if not get("pooled"):
+                block["released"] = [iso(get("released_from")), iso(get("released_to"))]
+            block["assessment_date"] = iso(get("assessment_date"))
+            block["status"] = "assessed" if get("assessment_date") <= self.as_of else "pending"
+            block["size"] = get("size")
+            block["events"] = get("events")
+            block["rate_per_100"] = _fixed(get("rate"), 2)
+            if not get("pooled"):
+                block["comparison_per_100"] = format(entry.comparison.normalize(), "f")
+            block["expected_events"] = _exact(get("expected_events"))
+            block["events_avoided"] = _exact(get("events_avoided"))
+            block["reduction_percent"] = _fixed(None if get("reduction") is None else get("reduction") * 100, 2)
+            block["threshold_met"] = met.get(name, False)
+            fr[SUBJECT] = row
+            for slot, fn in self.compiled.subject_steps:
+                fr[slot] = fn(fr)
+            for o in self.compiled.outcomes:
+                for rname, fn, typ, dynamic in o.reports:
+                    if fn is not None and not dynamic and _applies(o, fr):
+                        value = fn(fr)
+                        if typ is not None and typ.kind == "money" and value is not None:
+                            value = round_money(value, self.program.rounding)
+                        block[rname] = value
+            blocks.append((name, bool(get("pooled")), block))
+        return tuple(blocks)
 
     def _scope_key(self, scopes: tuple[str, ...], c: Claim, outcome_names) -> tuple | None:
         key = []
@@ -337,6 +465,41 @@ def evaluate(compiled: CompiledContract, dataset: Dataset, as_of: datetime.date)
         if errors:
             raise EvaluationErrors(errors)
         return run.statement(results)
+
+
+def _cohort_row(name, pooled, start, end, assessed, size, events, comparison, expected, line) -> tuple:
+    rate = Fraction(100 * events, size) if size else None
+    avoided = expected - events
+    reduction = avoided / expected if expected else None
+    return (name, pooled, start, end, assessed, size, events, comparison, rate, expected, avoided, reduction, line)
+
+
+def _applies(o, fr) -> bool:
+    # Reports of an outcome whose conditions fail (e.g. a cohort outcome on the pool) are not shown.
+    return fr[o.slot] is not None
+
+
+def _fixed(value, places: int) -> str | None:
+    if value is None:
+        return None
+    return f"{round_money(Fraction(value) / 10 ** (places - 2), 'half_up') * 10 ** (places - 2):f}" if places != 2 else \
+        f"{round_money(Fraction(value), 'half_up'):f}"
+
+
+def _exact(value) -> str | None:
+    """An exact decimal's digits, with no trailing zeros; a repeating one to 10 places."""
+    if value is None:
+        return None
+    f = Fraction(value)
+    d = f.denominator
+    while d % 2 == 0:
+        d //= 2
+    while d % 5 == 0:
+        d //= 5
+    if d != 1:
+        return f"{round_money(f * 10 ** 8, 'half_up') / 10 ** 10:f}"
+    text = format((Decimal(f.numerator) / Decimal(f.denominator)).normalize(), "f")
+    return text
 
 
 class EvaluationErrors(EvaluationError):

@@ -8,6 +8,7 @@ trees compare equal when they say the same thing.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
@@ -143,6 +144,13 @@ class SpellOp(Expr):
     op: str = attrs.field()
     spells: Expr = attrs.field()
     arg: Expr = attrs.field()
+
+
+@attrs.frozen
+class Paid(Expr):
+    """`paid OUTCOME`: what that outcome has paid so far, in payment order, after caps."""
+
+    outcome: str = attrs.field()
 
 
 @attrs.frozen
@@ -345,6 +353,7 @@ class OutcomeDecl(Decl):
     shares: tuple[Share, ...] | None = attrs.field()
     instead_of: tuple[Ref, ...] = attrs.field()
     requires: tuple[Ref, ...] = attrs.field()
+    reports: tuple[tuple[str, Expr | None], ...] = attrs.field(default=())
     clause_spans: dict = attrs.field(factory=dict, eq=False, repr=False)
 
 
@@ -370,6 +379,33 @@ class CeilingDecl(Decl):
     scopes: tuple[Scope, ...] = attrs.field()
     funder: str = attrs.field()
     overflow_to: str | None = attrs.field()  # None: the rest is unfunded
+
+
+@attrs.frozen
+class CohortEntry(Node):
+    name: str = attrs.field()
+    start: int = attrs.field()
+    end: int = attrs.field()
+    comparison: Decimal = attrs.field()  # events per 100 expected from the comparison group
+    assessed: int = attrs.field()
+
+
+@attrs.frozen
+class PoolEntry(Node):
+    name: str = attrs.field()
+    assessed: int = attrs.field()
+
+
+@attrs.frozen
+class CohortsDecl(Decl):
+    """Cohorts of the records of a table: who is a member, which cohort by which date, what is counted."""
+
+    binder: str = attrs.field()
+    table: str = attrs.field()
+    members: Expr = attrs.field()
+    by: Expr = attrs.field()
+    counting: Expr = attrs.field()
+    entries: tuple[Any, ...] = attrs.field()
 
 
 @attrs.frozen

@@ -251,7 +251,7 @@ class _Builder(Transformer):
 
     def outcome_decl(self, meta, name, *clauses):
         fields = {"conditions": [], "achieved": None, "recurring": None, "pays": None, "shares": None,
-                  "instead_of": (), "requires": ()}
+                  "instead_of": (), "requires": (), "reports": ()}
         spans: dict = {}
         for kind, value, span in clauses:
             if kind == "conditions":
@@ -289,6 +289,25 @@ class _Builder(Transformer):
 
     def requires_clause(self, meta, *names):
         return ("requires", tuple(n.Ref(_name(x), span=self._t(x)) for x in names), self._s(meta))
+
+    def reports_clause(self, meta, *items):
+        return ("reports", tuple(items), self._s(meta))
+
+    def report_item(self, meta, name, expr):
+        return (_name(name), expr)
+
+    def cohorts_decl(self, meta, binder, table, members, by, counting, *entries):
+        return n.CohortsDecl(_name(binder), _name(table), members, by, counting, tuple(entries), span=self._s(meta))
+
+    def cohort_entry(self, meta, name, start, end, comparison, assessed):
+        return n.CohortEntry(_name(name), self._date(start), self._date(end), Decimal(str(comparison)),
+                             self._date(assessed), span=self._s(meta))
+
+    def pool_entry(self, meta, name, assessed):
+        return n.PoolEntry(_name(name), self._date(assessed), span=self._s(meta))
+
+    def paid(self, meta, name):
+        return n.Paid(_name(name), span=self._s(meta))
 
     def cap_decl(self, meta, name, limit, *rest):
         outcomes = rest[-1] if rest else None
@@ -462,6 +481,7 @@ _CLAUSE_WORDS = {
     "shares": "shares",
     "instead_of": "instead of",
     "requires": "requires",
+    "reports": "reports",
 }
 
 

@@ -36,6 +36,7 @@ class TableInfo:
     fields: tuple[FieldInfo, ...]
     key: str | None
     checks: tuple[Any, ...]
+    virtual: bool = False  # computed by the evaluator (cohorts), not read from data
     span: Span | None = _span()
 
     def field(self, name: str) -> FieldInfo | None:
@@ -100,6 +101,8 @@ class Outcome:
     instead_of: tuple[str, ...]
     requires: tuple[str, ...]
     deps: frozenset[str]
+    reports: tuple[tuple[str, Any], ...] = ()  # extra statement fields: (name, expression or None for `due`/a let)
+    deferred: bool = False  # pays or reports use `paid`: evaluated in the ordered pass
     span: Span | None = _span()
     clause_spans: dict = attrs.field(factory=dict, eq=False, repr=False)
 
@@ -124,6 +127,36 @@ class Ceiling:
     span: Span | None = _span()
 
 
+COHORT_FIELDS = (
+    ("id", t.TEXT),
+    ("pooled", t.BOOLEAN),
+    ("released_from", t.DATE),
+    ("released_to", t.DATE),
+    ("assessment_date", t.DATE),
+    ("size", t.INTEGER),
+    ("events", t.INTEGER),
+    ("comparison", t.DECIMAL),
+    ("rate", t.DECIMAL),
+    ("expected_events", t.DECIMAL),
+    ("events_avoided", t.DECIMAL),
+    ("reduction", t.DECIMAL),
+)
+
+
+@attrs.frozen
+class Cohorts:
+    """Groups of a table's records as subjects; their figures form the virtual table `cohorts`."""
+
+    binder: str
+    table: str
+    members: Any
+    by: Any
+    counting: Any
+    entries: tuple[Any, ...]  # nodes.CohortEntry, in declared order
+    pools: tuple[Any, ...]  # nodes.PoolEntry
+    span: Span | None = _span()
+
+
 @attrs.frozen
 class Program:
     source: Source | None
@@ -142,4 +175,5 @@ class Program:
     outcomes: tuple[Outcome, ...]
     caps: tuple[Cap, ...]
     ceilings: tuple[Ceiling, ...]
+    cohorts: Cohorts | None = None
     warnings: tuple[Any, ...] = ()

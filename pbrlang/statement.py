@@ -14,6 +14,23 @@ import attrs
 from .money import ZERO, money_text
 
 
+def json_value(value: Any) -> Any:
+    """Statement values: money and exact numbers as text, dates as ISO text."""
+    if isinstance(value, Decimal):
+        return money_text(value) if value == value.quantize(Decimal("0.01")) else format(value.normalize(), "f")
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [json_value(v) for v in value]
+    if isinstance(value, dict):
+        return {k: json_value(v) for k, v in value.items()}
+    from fractions import Fraction
+
+    if isinstance(value, Fraction):
+        return json_value(Decimal(value.numerator) / Decimal(value.denominator))
+    return value
+
+
 @attrs.frozen
 class Cut:
     cap: str
@@ -39,6 +56,7 @@ class Payment:
     unfunded: Decimal = ZERO
     overflow: tuple[Overflow, ...] = ()
     occurrence: int = 0  # 1, 2, ... for a recurring outcome's payments; 0 otherwise
+    extra: tuple = ()  # (name, value): the outcome's `reports`
     reason: Any = None  # filled in when the evaluation is asked to explain
 
     @property
@@ -56,6 +74,8 @@ class Payment:
         }
         if self.occurrence:
             d["occurrence"] = self.occurrence
+        for name, value in self.extra:
+            d[name] = json_value(value)
         if show_unfunded:
             d["unfunded"] = money_text(self.unfunded)
         if self.cuts:
@@ -93,6 +113,7 @@ class Statement:
     every_funder: bool = False
     show_unfunded: bool = False
     caps: tuple[CapUse, ...] = ()
+    blocks: tuple = ()  # (name, is a pool, figures): cohorts and pools
     subjects_evaluated: int = 0
     subjects_eligible: int = 0
     warnings: tuple[str, ...] = ()
@@ -148,6 +169,12 @@ class Statement:
         if self.show_unfunded:
             d["unfunded"] = money_text(self.unfunded)
         d["caps"] = caps
+        cohorts = {name: {k: json_value(v) for k, v in fig.items()} for name, pool, fig in self.blocks if not pool}
+        if cohorts:
+            d["cohorts"] = cohorts
+        for name, pool, fig in self.blocks:
+            if pool:
+                d[name] = {k: json_value(v) for k, v in fig.items()}
         d["subjects"] = {
             "evaluated": self.subjects_evaluated,
             "eligible": self.subjects_eligible,
