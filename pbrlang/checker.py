@@ -310,6 +310,18 @@ class Checker:
                 entries.append(e)
             else:
                 pools.append(e)
+        checked_entries = []
+        for e in entries + pools:
+            refs = []
+            for ref in e.reports:
+                if ref.name not in self.let_decls:
+                    self.error("E100", f"`reports {ref.name}` names no definition", ref.span,
+                               hint=_suggest(ref.name, self.let_decls))
+                else:
+                    refs.append(self.expr(ref, _Scope()))
+            checked_entries.append(attrs.evolve(e, reports=tuple(refs)))
+        entries = [e for e in checked_entries if isinstance(e, n.CohortEntry)]
+        pools = [e for e in checked_entries if isinstance(e, n.PoolEntry)]
         ordered = sorted(entries, key=lambda e: e.start)
         for a, b in zip(ordered, ordered[1:]):
             if a.end >= b.start:

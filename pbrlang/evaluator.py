@@ -428,13 +428,11 @@ class Evaluation:
             fr[SUBJECT] = row
             for slot, fn in self.compiled.subject_steps:
                 fr[slot] = fn(fr)
-            for o in self.compiled.outcomes:
-                for rname, fn, typ, dynamic in o.reports:
-                    if fn is not None and not dynamic and _applies(o, fr):
-                        value = fn(fr)
-                        if typ is not None and typ.kind == "money" and value is not None:
-                            value = round_money(value, self.program.rounding)
-                        block[rname] = value
+            for ref in entry.reports:
+                value = fr[self.compiled.let_slots[ref.name]]
+                if ref.type is not None and ref.type.kind == "money" and value is not None:
+                    value = round_money(value, self.program.rounding)
+                block[ref.name] = value
             blocks.append((name, bool(get("pooled")), block))
         return tuple(blocks)
 
@@ -472,11 +470,6 @@ def _cohort_row(name, pooled, start, end, assessed, size, events, comparison, ex
     avoided = expected - events
     reduction = avoided / expected if expected else None
     return (name, pooled, start, end, assessed, size, events, comparison, rate, expected, avoided, reduction, line)
-
-
-def _applies(o, fr) -> bool:
-    # Reports of an outcome whose conditions fail (e.g. a cohort outcome on the pool) are not shown.
-    return fr[o.slot] is not None
 
 
 def _fixed(value, places: int) -> str | None:

@@ -388,12 +388,14 @@ class CohortEntry(Node):
     end: int = attrs.field()
     comparison: Decimal = attrs.field()  # events per 100 expected from the comparison group
     assessed: int = attrs.field()
+    reports: tuple[Ref, ...] = attrs.field(default=())  # definitions shown in the statement's block
 
 
 @attrs.frozen
 class PoolEntry(Node):
     name: str = attrs.field()
     assessed: int = attrs.field()
+    reports: tuple[Ref, ...] = attrs.field(default=())
 
 
 @attrs.frozen

@@ -299,12 +299,15 @@ class _Builder(Transformer):
     def cohorts_decl(self, meta, binder, table, members, by, counting, *entries):
         return n.CohortsDecl(_name(binder), _name(table), members, by, counting, tuple(entries), span=self._s(meta))
 
-    def cohort_entry(self, meta, name, start, end, comparison, assessed):
+    def cohort_entry(self, meta, name, start, end, comparison, assessed, reports):
         return n.CohortEntry(_name(name), self._date(start), self._date(end), Decimal(str(comparison)),
-                             self._date(assessed), span=self._s(meta))
+                             self._date(assessed), reports or (), span=self._s(meta))
 
-    def pool_entry(self, meta, name, assessed):
-        return n.PoolEntry(_name(name), self._date(assessed), span=self._s(meta))
+    def pool_entry(self, meta, name, assessed, reports):
+        return n.PoolEntry(_name(name), self._date(assessed), reports or (), span=self._s(meta))
+
+    def entry_reports(self, meta, *names):
+        return tuple(n.Ref(_name(x), span=self._t(x)) for x in names)
 
     def paid(self, meta, name):
         return n.Paid(_name(name), span=self._s(meta))

@@ -1,0 +1,1 @@
+"""Independent plain-Python reference implementations (oracles) of the shared payment schemes."""

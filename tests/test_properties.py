@@ -1,0 +1,255 @@
+"""Invariants as properties: money, caps, splits, record order."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import random
+from decimal import Decimal
+from fractions import Fraction
+
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+import pbrlang
+from pbrlang.money import round_money, split
+from conftest import example
+
+SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+WP = pbrlang.load(example("work-programme"))
+GROUPS = WP.program.enums["payment_group"]
+
+# ---- Work Programme records ---------------------------------------------------------------
+
+day = st.dates(min_value=datetime.date(2011, 6, 1), max_value=datetime.date(2015, 6, 30))
+
+
+@st.composite
+def wp_tables(draw):
+    n = draw(st.integers(min_value=0, max_value=8))
+    participants, employment = [], []
+    for i in range(n):
+        pid = f"P{i:02d}"
+        attached = draw(day)
+        participants.append({"id": pid, "group": draw(st.sampled_from(GROUPS)), "attached_on": attached.isoformat()})
+        for _ in range(draw(st.integers(min_value=0, max_value=4))):
+            start = draw(st.dates(min_value=attached - datetime.timedelta(days=200),
+                                  max_value=attached + datetime.timedelta(days=900)))
+            length = draw(st.one_of(st.none(), st.integers(min_value=0, max_value=700)))
+            end = None if length is None else (start + datetime.timedelta(days=length)).isoformat()
+            employment.append({"participant_id": pid, "start": start.isoformat(), "end": end})
+    return {"participants": participants, "employment": employment}
+
+
+@SETTINGS
+@given(wp_tables(), st.randoms(use_true_random=False), day)
+def test_record_order_does_not_change_the_statement(tables, rnd, as_of):
+    first = WP.evaluate(tables, as_of=as_of).to_json()
+    shuffled = {name: rnd.sample(rows, len(rows)) for name, rows in tables.items()}
+    assert WP.evaluate(shuffled, as_of=as_of).to_json() == first
+
+
+@SETTINGS
+@given(wp_tables(), day)
+def test_no_float_reaches_a_money_value(tables, as_of):
+    statement = WP.evaluate(tables, as_of=as_of)
+    for p in statement.payments:
+        assert isinstance(p.amount, Decimal) and isinstance(p.tariff, Decimal)
+        assert all(isinstance(v, Decimal) for _, v in p.funders)
+        assert p.amount == p.amount.quantize(Decimal("0.01"))
+
+    def no_float(text):
+        raise AssertionError(f"a float in the statement: {text}")
+
+    json.loads(statement.to_json(), parse_float=no_float)
+
+
+@SETTINGS
+@given(wp_tables(), day, day)
+def test_a_later_as_of_date_never_loses_what_was_achieved_earlier(tables, a, b):
+    early, late = min(a, b), max(a, b)
+    def key(p):
+        return (p.subject, p.outcome, p.date, p.occurrence)
+
+    before = {key(p): p.amount for p in WP.evaluate(tables, as_of=early).payments}
+    after = {key(p): p.amount for p in WP.evaluate(tables, as_of=late).payments}
+    # The Work Programme's cap never binds, so every earlier payment is still there, unchanged.
+    for k, amount in before.items():
+        assert after.get(k) == amount
+
+
+# ---- exact splits -------------------------------------------------------------------------
+
+
+@st.composite
+def shares(draw):
+    count = draw(st.integers(min_value=1, max_value=5))
+    cuts = sorted(draw(st.lists(st.integers(min_value=1, max_value=9999), min_size=count - 1, max_size=count - 1,
+                                unique=True)))
+    points = [b - a for a, b in zip([0] + cuts, cuts + [10000])]
+    return tuple((f"F{i}", Fraction(p, 10000)) for i, p in enumerate(points))
+
+
+@given(st.decimals(min_value=0, max_value=10_000_000, places=2), shares())
+def test_funder_shares_add_up_to_the_payment(amount, parts):
+    result = split(amount, parts)
+    assert sum(result.values()) == amount
+    for name, fraction in parts:
+        exact = Fraction(amount) * fraction
+        assert abs(Fraction(result[name]) - exact) < Fraction(1, 100)
+        assert result[name] == result[name].quantize(Decimal("0.01"))
+
+
+@given(st.fractions(min_value=-10**6, max_value=10**6))
+def test_rounding_a_fraction_agrees_with_decimal_rounding_when_exact(value):
+    as_decimal = Decimal(value.numerator) / Decimal(value.denominator)
+    assume(Fraction(as_decimal) == value)  # only values a Decimal holds exactly
+    assert round_money(value, "half_up") == round_money(as_decimal, "half_up")
+    assert abs(round_money(value, "half_up") - as_decimal) <= Decimal("0.005")
+
+
+# ---- generated contracts: caps, ceilings and splits -------------------------------------------
+
+KINDS = ["a", "b", "c"]
+
+
+@st.composite
+def capped_contracts(draw):
+    """A contract with random tariffs, shares, caps and ceilings over a small event table."""
+    funders = ["F0", "F1", "F2"]
+    lines = ['contract "generated"', "rounding half_up"] + [f"funder {f}" for f in funders]
+    lines += ["enum kind: a, b, c", "table people:", "  id: text key", "  joined_on: date",
+              "table events:", "  person_id: people", "  kind: kind", "  date: date",
+              "subject person: people"]
+    for k in KINDS:
+        price = draw(st.decimals(min_value=0, max_value=5000, places=2))
+        parts = draw(shares())
+        named = ", ".join(f"{funders[i]} {Decimal(f.numerator * 100) / f.denominator}%" for i, (_, f) in
+                          enumerate(parts[:3]))
+        if len(parts) > 3:  # keep to the three funders: fold the rest into the last
+            rest = sum((f for _, f in parts[2:]), Fraction(0))
+            named = ", ".join(f"{funders[i]} {Decimal(f.numerator * 100) / f.denominator}%" for i, (_, f) in
+                              enumerate(parts[:2])) + f", F2 {Decimal(rest.numerator * 100) / rest.denominator}%"
+        lines += [f"outcome got_{k}:",
+                  f"  achieved on earliest e.date for e in events where e.kind = {k} and e.date >= joined_on",
+                  f"  pays £{price}", f"  shares {named}"]
+    caps = []
+    if draw(st.booleans()):
+        caps.append(("per_person", draw(st.decimals(min_value=0, max_value=8000, places=2)), "per person"))
+    if draw(st.booleans()):
+        caps.append(("whole_contract", draw(st.decimals(min_value=0, max_value=30000, places=2)), ""))
+    if draw(st.booleans()):
+        caps.append(("monthly", draw(st.decimals(min_value=0, max_value=6000, places=2)), "per month"))
+    for name, limit, scope in caps:
+        lines.append(f"cap {name}: £{limit} {scope}")
+    ceilings = []
+    if draw(st.booleans()):
+        limit = draw(st.decimals(min_value=0, max_value=10000, places=2))
+        action = draw(st.sampled_from(["overflow to F1", "unfunded"]))
+        lines.append(f"ceiling f0_ceiling: £{limit} on F0, {action}")
+        ceilings.append(("f0_ceiling", limit, "F0", action))
+    if draw(st.booleans()):
+        limit = draw(st.decimals(min_value=0, max_value=4000, places=2))
+        lines.append(f"ceiling f2_yearly: £{limit} per financial_year on F2, unfunded")
+        ceilings.append(("f2_yearly", limit, "F2", "yearly"))
+    text = "\n".join(lines) + "\n"
+    people, events = [], []
+    for i in range(draw(st.integers(min_value=0, max_value=12))):
+        joined = draw(st.dates(min_value=datetime.date(2019, 1, 1), max_value=datetime.date(2021, 12, 31)))
+        people.append({"id": f"S{i:02d}", "joined_on": joined.isoformat()})
+        for _ in range(draw(st.integers(min_value=0, max_value=5))):
+            d = joined + datetime.timedelta(days=draw(st.integers(min_value=-30, max_value=700)))
+            events.append({"person_id": f"S{i:02d}", "kind": draw(st.sampled_from(KINDS)), "date": d.isoformat()})
+    return text, {"people": people, "events": events}, caps, ceilings
+
+
+@SETTINGS
+@given(capped_contracts(), st.randoms(use_true_random=False))
+def test_caps_ceilings_and_splits_hold(generated, rnd):
+    text, tables, caps, ceilings = generated
+    contract = pbrlang.loads(text)
+    as_of = datetime.date(2022, 12, 31)
+    statement = contract.evaluate(tables, as_of=as_of)
+
+    for p in statement.payments:
+        # cuts plus paid equal the uncapped amount; funder shares add up to the payment
+        assert p.amount + sum(c.amount for c in p.cuts) == p.tariff
+        assert sum(v for _, v in p.funders) == p.amount
+        assert p.amount >= 0 and all(v >= 0 for _, v in p.funders)
+
+    # no cap is ever exceeded (caps count what was allowed, before unfunded shares)
+    allowed = [(p, p.tariff - sum(c.amount for c in p.cuts if c.cap in {n for n, _, _ in caps})) for p in
+               statement.payments]
+    for name, limit, scope in caps:
+        groups: dict = {}
+        for p, a in allowed:
+            key = {"per person": p.subject, "per month": p.period, "": ""}[scope]
+            groups[key] = groups.get(key, Decimal(0)) + a
+        assert all(v <= limit for v in groups.values()), name
+
+    # no ceiling is ever exceeded
+    for name, limit, funder, kind in ceilings:
+        groups = {}
+        for p in statement.payments:
+            key = p.date.year - (p.date.month < 4) if kind == "yearly" else ""
+            groups[key] = groups.get(key, Decimal(0)) + dict(p.funders).get(funder, Decimal(0))
+        assert all(v <= limit for v in groups.values()), name
+
+    # a subject that achieves nothing is paid nothing
+    achievers = {e["person_id"] for e in tables["events"]}
+    assert {p.subject for p in statement.payments} <= achievers
+
+    # the statement does not depend on record order
+    shuffled = {k: rnd.sample(v, len(v)) for k, v in tables.items()}
+    assert contract.evaluate(shuffled, as_of=as_of).to_json() == statement.to_json()
+
+
+# ---- cohorts ---------------------------------------------------------------------------------
+
+PSIB = pbrlang.load(example("peterborough-sib"))
+
+
+@st.composite
+def cohort_tables(draw):
+    prisoners, offences = [], []
+    rnd = random.Random(draw(st.integers(min_value=0, max_value=10**6)))
+    for i in range(draw(st.integers(min_value=1, max_value=40))):
+        released = datetime.date(2010, 9, 9) + datetime.timedelta(days=rnd.randrange(0, 1390))
+        pid = f"P{i:04d}"
+        prisoners.append({"id": pid, "released_on": released.isoformat(), "sentence_months": rnd.randrange(0, 14)})
+        for _ in range(rnd.randrange(0, 4)):
+            offence = released + datetime.timedelta(days=rnd.randrange(-30, 400))
+            conviction = offence + datetime.timedelta(days=rnd.randrange(0, 300))
+            offences.append({"prisoner_id": pid, "offence_date": offence.isoformat(),
+                             "conviction_date": conviction.isoformat() if rnd.random() < 0.9 else None})
+    return {"prisoners": prisoners, "offences": offences}
+
+
+def _figures(statement):
+    return statement.to_dict()["cohorts"]
+
+
+@SETTINGS
+@given(cohort_tables(), st.integers(min_value=1, max_value=30))
+def test_members_who_do_not_reoffend_lower_the_rate(tables, extra):
+    as_of = datetime.date(2017, 7, 31)
+    before = _figures(PSIB.evaluate(tables, as_of=as_of))["cohort_1"]
+    more = dict(tables)
+    more["prisoners"] = tables["prisoners"] + [
+        {"id": f"N{i:04d}", "released_on": "2011-01-01", "sentence_months": 3} for i in range(extra)
+    ]
+    after = _figures(PSIB.evaluate(more, as_of=as_of))["cohort_1"]
+    assert after["size"] == before["size"] + extra and after["events"] == before["events"]
+    if before["size"] and before["events"]:
+        assert Fraction(after["rate_per_100"]) <= Fraction(before["rate_per_100"])
+        assert Fraction(after["events"], after["size"]) < Fraction(before["events"], before["size"])
+
+
+@SETTINGS
+@given(cohort_tables())
+def test_pooled_payment_is_never_negative_nor_over_the_cap(tables):
+    statement = PSIB.evaluate(tables, as_of=datetime.date(2017, 7, 31))
+    assert all(p.amount >= 0 for p in statement.payments)
+    assert statement.total <= Decimal("8000000.00")
+    final = [p for p in statement.payments if p.outcome == "final_payment"]
+    assert len(final) <= 1
