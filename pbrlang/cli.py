@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from . import __name__ as _pkg  # noqa: F401
+from . import explain
 from .contract import Contract, load
 from .errors import ContractError, PbrError, UsageError
 
@@ -33,6 +34,17 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--as-of", required=True, type=_date, metavar="YYYY-MM-DD", help="the evaluation date")
     e.add_argument("--format", choices=("table", "json", "csv"), default="table", help="output form (default table)")
     e.add_argument("--output", metavar="FILE", help="write to FILE instead of standard output")
+    e.add_argument("--explain", action="store_true",
+                   help="add to each payment its reason: the rule's location and the evidence rows (json)")
+
+    x = sub.add_parser("explain", help="explain one subject's outcomes: paid, cut, pending or not achieved, and why")
+    x.add_argument("contract", help="the contract file (.pbr)")
+    x.add_argument("--data", action="append", required=True, metavar="PATH",
+                   help="a .csv or .jsonl file, or a folder of them; repeatable")
+    x.add_argument("--as-of", required=True, type=_date, metavar="YYYY-MM-DD", help="the evaluation date")
+    x.add_argument("--subject", required=True, metavar="ID", help="the subject's id (e.g. a participant id)")
+    x.add_argument("--format", choices=("text", "json"), default="text", help="output form (default text)")
+    x.add_argument("--output", metavar="FILE", help="write to FILE instead of standard output")
     return p
 
 
@@ -63,7 +75,13 @@ def run(argv: list[str] | None = None) -> int:
         dataset = contract.load_data(args.data)
         for w in dataset.warnings:
             print(f"warning: {w}", file=sys.stderr)
+        if args.command == "explain":
+            found = explain.explain(contract, dataset, args.as_of, args.subject)
+            _write(found.to_json() if args.format == "json" else found.to_text(), args.output)
+            return 0
         statement = contract.evaluate(dataset, args.as_of)
+        if args.explain:
+            statement = explain.reasons(contract, dataset, args.as_of, statement)
         if args.format == "json":
             text = statement.to_json()
         elif args.format == "csv":

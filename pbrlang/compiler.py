@@ -21,7 +21,7 @@ from .calendar import Spells, add_months
 from .errors import EvaluationError
 from .program import Program
 
-SUBJECT, AS_OF, INDEXES, LEDGER = 0, 1, 2, 3
+SUBJECT, AS_OF, INDEXES, LEDGER, TRACE = 0, 1, 2, 3, 4
 EMPTY: tuple = ()
 
 Fn = Callable[[list], Any]
@@ -78,12 +78,17 @@ class CompiledOutcome:
     recurring: Any  # (every_fn, months: bool, anchor_slot, spells_fn, at_most_fn) or None
     reports: tuple = ()  # (name, fn or None for `due`, type, uses paid)
     deferred: bool = False
+    conditions: tuple = ()  # tracing build only: each `when` on its own
+    day: Fn | None = None  # tracing build only: `achieved on` without the conditions
 
 
 class Compiler:
-    def __init__(self, program: Program):
+    def __init__(self, program: Program, trace: bool = False):
         self.program = program
-        self.next_slot = 4
+        # A tracing build logs evidence into frame[TRACE] for `pbr explain`; the
+        # ordinary build has none of that code in it.
+        self.trace = trace
+        self.next_slot = 5
         self.let_slots: dict[str, int] = {}
         self.outcome_slots: dict[str, int] = {}
         self.derived: dict[str, tuple[int, Fn | None]] = {}
@@ -102,7 +107,53 @@ class Compiler:
     # ---- expressions -------------------------------------------------------------
 
     def expr(self, e: n.Expr, scope: dict[str, int]) -> Fn:
-        return getattr(self, "_c_" + type(e).__name__)(e, scope)
+        fn = getattr(self, "_c_" + type(e).__name__)(e, scope)
+        if self.trace:
+            fn = self._traced(e, fn, scope)
+        return fn
+
+    def _traced(self, e: n.Expr, fn: Fn, scope) -> Fn:
+        """Wrap a closure so that it also logs what it decided (tracing build only)."""
+        if isinstance(e, n.Lookup):
+            keys = [self.expr(k, scope) for k in e.keys]
+            name = e.meaning[1]
+
+            def lookup(fr):
+                value = fn(fr)
+                fr[TRACE].append(("tariff", name, tuple(k(fr) for k in keys), value, e))
+                return value
+
+            return lookup
+        if isinstance(e, n.Call) and e.meaning and e.meaning[0] == "band":
+            arg = self.expr(e.args[0], scope)
+
+            def band(fr):
+                value = fn(fr)
+                fr[TRACE].append(("band", e.name, arg(fr), value, e))
+                return value
+
+            return band
+        if isinstance(e, n.FirstDayLasting):
+            spells = self.expr(e.spells, scope)
+            length = self.expr(e.length, scope)
+
+            def lasting(fr):
+                value = fn(fr)
+                fr[TRACE].append(("lasting", spells(fr), length(fr), e.length.type.kind == "months", value, e))
+                return value
+
+            return lasting
+        if isinstance(e, n.Within):
+            value_fn, length_fn, anchor_fn = (self.expr(x, scope) for x in (e.value, e.length, e.anchor))
+
+            def within(fr):
+                result = fn(fr)
+                fr[TRACE].append(("window", value_fn(fr), length_fn(fr), anchor_fn(fr), e.length.type.kind == "months",
+                                  e.direction, result, e))
+                return result
+
+            return within
+        return fn
 
     def _c_Literal(self, e: n.Literal, scope):
         value = e.value
@@ -392,6 +443,25 @@ class Compiler:
         inner = dict(scope)
         inner[b.name] = s
         where = self.expr(b.where, inner) if b.where is not None else None
+        if self.trace:
+            table = b.source.type.name if b.source.type is not None else "?"
+            if where is None:
+                plain = source
+
+                def source(fr):
+                    records = plain(fr)
+                    fr[TRACE].extend(("evidence", table, rec) for rec in records)
+                    return records
+
+            else:
+                test = where
+
+                def where(fr):
+                    ok = test(fr)
+                    if ok:
+                        fr[TRACE].append(("evidence", table, fr[s]))
+                    return ok
+
         return source, s, where, inner
 
     def _c_Count(self, e: n.Count, scope):
@@ -655,7 +725,9 @@ class Compiler:
                             return None
                     return day
 
-        return CompiledOutcome(o.name, o.index, slot, achieved, pays, recurring, reports, o.deferred)
+        day_fn = None if o.recurring is not None else self.expr(o.achieved, {}) if self.trace else None
+        return CompiledOutcome(o.name, o.index, slot, achieved, pays, recurring, reports, o.deferred,
+                               tuple(conditions) if self.trace else (), day_fn)
 
 
 def uses_paid(node) -> bool:
@@ -714,5 +786,5 @@ class CompiledContract:
     cohorts: Any = None  # (binder slot, members fn, by fn, counting fn)
 
 
-def compile_program(program: Program) -> CompiledContract:
-    return Compiler(program).compile()
+def compile_program(program: Program, trace: bool = False) -> CompiledContract:
+    return Compiler(program, trace).compile()

@@ -21,7 +21,7 @@ from . import nodes as n
 from .calendar import financial_year_label, iso, month_label
 from fractions import Fraction
 
-from .compiler import AS_OF, INDEXES, LEDGER, SUBJECT, CompiledContract, recurrences
+from .compiler import AS_OF, INDEXES, LEDGER, SUBJECT, TRACE, CompiledContract, recurrences
 from .data import Dataset, Table
 from .errors import DataError, DataProblem, EvaluationError
 from .money import ZERO, exact_context, round_money, split
@@ -129,6 +129,7 @@ class Evaluation:
         template = [None] * compiled.frame_size
         template[AS_OF] = self.as_of
         template[LEDGER] = {}
+        template[TRACE] = []  # read only by a tracing build (pbr explain)
         template[INDEXES] = build_indexes(compiled, dataset)
         self.cohort_figures: dict[str, dict] = {}
         if compiled.cohorts is not None:
