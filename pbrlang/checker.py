@@ -190,6 +190,7 @@ class Checker:
 
         if self.problems and any(p.severity == "error" for p in self.problems):
             raise ContractCheckError(self.problems)
+        self._likely_mistakes(outcomes, caps)
         lets_in_order = self._let_order()
         return Program(
             source=self.tree.span.source if self.tree.span else None,
@@ -704,6 +705,59 @@ class Checker:
         if d.overflow_to == d.funder:
             self.error("E124", f"ceiling `{d.name}` overflows to the funder it limits", d.span)
         return Ceiling(d.name, limit, scopes, d.funder, d.overflow_to, span=d.span)
+
+    # ---- warnings: legal, but probably not what was meant -----------------------------------
+
+    def _likely_mistakes(self, outcomes: list[Outcome], caps: list[Cap]) -> None:
+        roots: list[Any] = [self.tree]
+        for o in outcomes:
+            roots.extend([*o.conditions, o.achieved, o.recurring, o.pays, *[e for _, e in o.reports]])
+        roots.extend(let.expr for let in self.lets.values())
+        roots.extend(c.limit for c in caps)
+        used_names = {x.name for r in roots for x in n.walk(r) if isinstance(x, (n.Ref, n.Field))}
+        used_tariffs = {x.meaning[1] for r in roots for x in n.walk(r) if isinstance(x, n.Lookup) and x.meaning}
+        used_names |= {o.recurring.after for o in outcomes if o.recurring is not None}
+        for o in outcomes:
+            never = [c for c in o.conditions if isinstance(c, n.Literal) and c.value is False]
+            if never:
+                self.warn("W002", f"outcome `{o.name}` can never be achieved", never[0].span,
+                          hint="its condition is always false")
+            bound = self._most(o.pays)
+            if bound is not None and bound == 0:
+                self.warn("W001", f"outcome `{o.name}` never pays anything", o.pays.span,
+                          hint="every amount it can pay is £0.00 or none")
+        for name, tariff in self.tariffs.items():
+            if name not in used_tariffs:
+                self.warn("W003", f"tariff `{name}` is not used by any outcome", tariff.span)
+        for name, let in self.lets.items():
+            if name not in used_names:
+                self.warn("W004", f"definition `{name}` is never used", let.span)
+        for cap in caps:
+            if cap.scopes != ("subject",) or not isinstance(cap.limit, n.Literal):
+                continue
+            total = Decimal(0)
+            for o in outcomes:
+                if cap.outcomes and o.name not in cap.outcomes:
+                    continue
+                most = self._most(o.pays)
+                times = self._most(o.recurring.at_most) if o.recurring is not None else 1
+                if most is None or times is None:
+                    break
+                total += most * times
+            else:
+                if total <= cap.limit.value:
+                    self.warn("W005", f"cap `{cap.name}` can never bind: its outcomes pay at most "
+                              f"£{total:,.2f} a subject", cap.limit.span,
+                              hint="check the limit, or say why the cap is there in a comment")
+
+    def _most(self, e) -> Decimal | None:
+        """The most an amount (or count) can be, where the contract alone tells."""
+        if isinstance(e, n.Literal) and e.kind in ("money", "integer", "decimal"):
+            return Decimal(e.value)
+        if isinstance(e, n.Lookup) and e.meaning:
+            values = [v for v in self.tariffs[e.meaning[1]].cells.values() if v is not None]
+            return max((Decimal(v) for v in values), default=Decimal(0))
+        return None
 
     # ---- expressions --------------------------------------------------------------------
 

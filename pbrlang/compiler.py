@@ -732,17 +732,7 @@ class Compiler:
 
 def uses_paid(node) -> bool:
     """Whether an expression reads what has been paid so far (so waits for the ordered pass)."""
-    if isinstance(node, n.Paid):
-        return True
-    if attrs.has(type(node)):
-        for a in attrs.fields(type(node)):
-            if a.name in ("span", "type", "meaning"):
-                continue
-            v = getattr(node, a.name)
-            items = v if isinstance(v, tuple) else (v,)
-            if any(uses_paid(x) for x in items):
-                return True
-    return False
+    return any(isinstance(x, n.Paid) for x in n.walk(node))
 
 
 def recurrences(fr: list, recurring, limit_to_as_of: bool = True, first_only: bool = False) -> list[int]:

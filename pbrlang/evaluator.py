@@ -96,22 +96,11 @@ def check_rows(compiled: CompiledContract, dataset: Dataset, as_of: int) -> None
 
 def _fields_named(node: n.Expr, info) -> list[str]:
     found: list[str] = []
-
-    def walk(x: Any) -> None:
+    for x in n.walk(node):
         if isinstance(x, n.Ref) and x.meaning and x.meaning[0] == "row_field":
             name = info.fields[x.meaning[1]].name
             if name not in found:
                 found.append(name)
-        if attrs.has(type(x)):
-            for a in attrs.fields(type(x)):
-                v = getattr(x, a.name)
-                if isinstance(v, tuple):
-                    for item in v:
-                        walk(item)
-                else:
-                    walk(v)
-
-    walk(node)
     return found
 
 

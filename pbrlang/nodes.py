@@ -31,6 +31,23 @@ class Node:
     span: Span | None = _span()
 
 
+def walk(node: Any):
+    """Every node below and including `node`."""
+    if not isinstance(node, Node):
+        return
+    yield node
+    for a in attrs.fields(type(node)):
+        if a.name in ("span", "type", "meaning", "slot"):
+            continue
+        value = getattr(node, a.name)
+        for item in value if isinstance(value, tuple) else (value,):
+            if isinstance(item, tuple):
+                for x in item:
+                    yield from walk(x)
+            else:
+                yield from walk(item)
+
+
 # ---- expressions ------------------------------------------------------------
 
 

@@ -9,7 +9,7 @@ from fractions import Fraction
 from importlib import resources
 from pathlib import Path
 
-import lark
+import attrs
 from lark import Lark, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
@@ -68,6 +68,7 @@ _TERMINAL_WORDS = {
 
 
 _EXPRESSION_START = {"NAME", "INT", "MONEY", "DATE"}
+_OPERATORS = {"PLUS", "MINUS", "STAR", "SLASH", "COMPARE"}
 
 
 def _describe_expected(names: set[str]) -> str:
@@ -106,7 +107,8 @@ def _syntax_error(source: Source, err: UnexpectedInput) -> Diagnostic:
             hint=f"expected {expected}" if expected else None,
         )
     if isinstance(err, UnexpectedCharacters):
-        char = source.text[err.pos_in_stream] if err.pos_in_stream < len(source.text) else "?"
+        text_line = source.line(line)
+        char = text_line[column - 1] if 0 < column <= len(text_line) else "?"
         hint = None
         if char == "$":
             hint = "write amounts in pounds as £400.00"
@@ -114,8 +116,15 @@ def _syntax_error(source: Source, err: UnexpectedInput) -> Diagnostic:
             hint = 'texts are written in double quotes: "work-programme"'
         return Diagnostic("E002", f"unexpected character `{char}`", Span.at(source, line, column), hint=hint)
     token = err.token
-    expected = _describe_expected(set(err.expected))
     shown = str(token)
+    if _OPERATORS & set(err.expected) and len(err.expected) > 8:
+        return Diagnostic(
+            "E003",
+            f"unexpected `{shown}`",
+            Span.at(source, line, column, len(shown)),
+            hint="the expression before it is complete here: did an operator or a value go missing?",
+        )
+    expected = _describe_expected(set(err.expected))
     return Diagnostic(
         "E003",
         f"unexpected `{shown}`",
@@ -510,6 +519,45 @@ def _nesting_problem(source: Source) -> Diagnostic | None:
     return None
 
 
+_DECLARATION_WORDS = (
+    "contract", "currency", "rounding", "statement", "funder", "shares", "enum", "table", "subject",
+    "eligible", "band", "tariff", "let", "outcome", "cap", "ceiling", "cohorts",
+)
+
+
+def _all_syntax_errors(source: Source, first: UnexpectedInput) -> list[Diagnostic]:
+    """Report a syntax error in each top-level declaration, not only the first.
+
+    Each declaration starts with its keyword at the start of a line; every one
+    is parsed on its own (padded so that lines keep their numbers), which finds
+    independent mistakes without guessing how to repair any of them.
+    """
+    found = [_syntax_error(source, first)]
+    lines = source.text.split("\n")
+    starts = [i for i, line in enumerate(lines) if line.split(" ", 1)[0].rstrip(":") in _DECLARATION_WORDS]
+    if len(starts) < 2:
+        return found
+    bounds = list(zip(starts, starts[1:] + [len(lines)]))
+    seen = {(d.span.line, d.span.column) for d in found}
+    for begin, end in bounds:
+        chunk = "\n" * begin + "\n".join(lines[begin:end])
+        try:
+            _lark().parse(chunk)
+        except UnexpectedInput as err:
+            d = _syntax_error(Source(source.name, source.text), err)
+            if isinstance(err, UnexpectedEOF) or getattr(getattr(err, "token", None), "type", "") == "$END":
+                # The declaration stops short: point at its last line, not at the end of the file.
+                last = end - 1
+                while last > begin and not lines[last].strip():
+                    last -= 1
+                d = attrs.evolve(d, message="this declaration ends too early",
+                                 span=Span.at(source, last + 1, len(lines[last]) + 1))
+            if (d.span.line, d.span.column) not in seen and d.span.line > begin:
+                seen.add((d.span.line, d.span.column))
+                found.append(d)
+    return found
+
+
 def parse(text: str, name: str = "<contract>") -> n.ContractTree:
     """Parse contract text into a syntax tree, or raise ContractSyntaxError."""
     source = Source(name, text)
@@ -523,7 +571,7 @@ def parse(text: str, name: str = "<contract>") -> n.ContractTree:
     try:
         tree = _lark().parse(text)
     except UnexpectedInput as err:
-        raise ContractSyntaxError([_syntax_error(source, err)]) from None
+        raise ContractSyntaxError(_all_syntax_errors(source, err)) from None
     except RecursionError:
         raise ContractSyntaxError(
             [Diagnostic("E004", "the contract is nested too deeply to read", Span.at(source, 1, 1))]

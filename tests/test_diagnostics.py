@@ -56,3 +56,21 @@ def test_missing_contract_file_is_a_usage_error():
     assert out.returncode == 1
     assert "no such contract file" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_check_warns_about_likely_mistakes_without_failing(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    path = Path("tests/contracts/warnings/likely_mistakes.pbr")
+    contract = pbrlang.load(path)
+    codes = sorted(w.code for w in contract.warnings)
+    assert codes == ["W001", "W002", "W003", "W004", "W005"]
+    out = pbr("check", path)
+    assert out.returncode == 0
+    golden(path.with_suffix(".err"), out.stderr)
+
+
+def test_examples_have_no_warnings():
+    from conftest import SCHEMES, example
+
+    for scheme in SCHEMES:
+        assert pbrlang.load(example(scheme)).warnings == (), scheme
