@@ -79,6 +79,8 @@ class Spells:
 
     @classmethod
     def of(cls, intervals: list[tuple[int, int]]) -> "Spells":
+        if len(intervals) <= 1:
+            return cls([iv for iv in intervals if iv[0] <= iv[1]])
         return cls(_join([iv for iv in intervals if iv[0] <= iv[1]]))
 
     def counted_from(self, day: int) -> "Spells":

@@ -32,11 +32,19 @@ class Contract:
             tables = [tables]
         return data.load(self.program, tables)
 
-    def evaluate(self, tables, as_of: datetime.date | str) -> Statement:
-        """Evaluate against tables: paths (files or folders) or {table name: iterable of dicts}."""
+    def evaluate(self, tables, as_of: datetime.date | str, workers: int | None = None) -> Statement:
+        """Evaluate against tables: paths (files or folders) or {table name: iterable of dicts}.
+
+        `workers` processes share the first pass (default: both cores for large data)."""
         as_of = _as_of(as_of)
         dataset = tables if isinstance(tables, data.Dataset) else self.load_data(tables)
-        return evaluator.evaluate(self.compiled, dataset, as_of)
+        return evaluator.evaluate(self.compiled, dataset, as_of, workers)
+
+    def write_json(self, tables, as_of: datetime.date | str, out, workers: int | None = None) -> None:
+        """Evaluate and write the statement's JSON to `out`, streaming; same bytes as evaluate().to_json()."""
+        as_of = _as_of(as_of)
+        dataset = tables if isinstance(tables, data.Dataset) else self.load_data(tables)
+        evaluator.write_json(self.compiled, dataset, as_of, out, workers)
 
 
 def _as_of(value: datetime.date | str) -> datetime.date:

@@ -15,30 +15,25 @@ import decimal
 from decimal import Decimal
 from typing import Any
 
+from fractions import Fraction
+
 import attrs
 
 from . import nodes as n
 from .calendar import financial_year_label, iso, month_label
-from fractions import Fraction
 
 from .compiler import AS_OF, INDEXES, LEDGER, SUBJECT, TRACE, CompiledContract, recurrences
 from .data import Dataset, Table
 from .errors import DataError, DataProblem, EvaluationError
-from .money import ZERO, exact_context, round_money, split
-from .statement import CapUse, Cut, Overflow, Payment, Statement
+from .money import ZERO, exact_context, round_money
+from .statement import CapUse, Statement, Totals, pence_text, pounds
 
 
-@attrs.frozen
-class Claim:
-    """A payable outcome of one subject, before caps."""
-
-    day: int
-    subject: str
-    outcome: int
-    occurrence: int
-    tariff: Decimal | None  # None: decided in the ordered pass (it depends on what was paid before)
-    limits: tuple  # this subject's limit for each per-subject cap (None for other caps)
-    frame: Any = attrs.field(default=None, eq=False, repr=False)  # kept when pays or reports need it later
+# A claim is a payable outcome of one subject, before caps, as a tuple:
+# (day, outcome index, occurrence, tariff in pence or None, per-subject cap limits, frame or None).
+# A tariff of None is decided in the ordered pass (it depends on what was paid
+# before); the frame is kept only when pays or reports need it then.
+C_DAY, C_OUTCOME, C_OCCURRENCE, C_TARIFF, C_LIMITS, C_FRAME = range(6)
 
 
 @attrs.frozen
@@ -49,7 +44,7 @@ class SubjectResult:
     eligible: bool
     days: tuple
     excluded: tuple  # (outcome index, the outcome that excluded it or a reason)
-    claims: tuple[Claim, ...]
+    claims: tuple
 
 
 def build_indexes(compiled: CompiledContract, dataset: Dataset) -> list:
@@ -133,6 +128,30 @@ class Evaluation:
             template[slot] = fn(template)
         self.template = template
         self.subject_caps = [i for i, c in enumerate(self.program.caps) if c.per_subject_limit]
+        self.has_alternatives = any(o.instead_of or o.requires for o in self.program.outcomes)
+        self.no_days = (None,) * len(compiled.outcomes)
+        self.pence_cache: dict = {}
+        # When every cap is per subject and nothing is shared between subjects (no
+        # ceilings, no `paid`), a subject's payments can be finished in the first
+        # pass: that is what lets the work be split between processes.
+        self.decomposable = (
+            all("subject" in c.scopes for c in self.program.caps)
+            and not self.program.ceilings
+            and not any(o.deferred for o in self.program.outcomes)
+        )
+        self.ordered = OrderedPass(self)
+        self.keeps_frames = any(o.deferred or o.reports for o in compiled.outcomes)
+        # Caps that are simply `per subject`: one running total per subject, kept in a local list.
+        self.simple_caps = self.decomposable and all(c.scopes == ("subject",) for c in self.program.caps)
+        self.simple_applies = [
+            tuple((i, cap.name) for i, cap in enumerate(self.program.caps) if not cap.outcomes or o.name in cap.outcomes)
+            for o in self.program.outcomes
+        ]
+        # Outcomes whose running total some `paid X` reads.
+        self.paid_outcomes = {x.outcome for o in self.program.outcomes for x in n.walk(o.pays)
+                              if isinstance(x, n.Paid)} | {
+            x.outcome for o in self.program.outcomes for _, e in o.reports if e is not None for x in n.walk(e)
+            if isinstance(x, n.Paid)}
 
     def _cohort_rows(self, template: list) -> list[tuple]:
         """Each cohort's and pool's figures, exact, from its members' counted events."""
@@ -184,15 +203,14 @@ class Evaluation:
         key = row[self.key_index]
         outcomes = compiled.outcomes
         if compiled.eligible is not None and not compiled.eligible(fr):
-            return SubjectResult(key, False, (None,) * len(outcomes), (), ())
+            return SubjectResult(key, False, self.no_days, (), ())
         for slot, fn in compiled.subject_steps:
             fr[slot] = fn(fr)
-        days = tuple(fr[o.slot] for o in outcomes)
+        days = tuple([fr[o.slot] for o in outcomes])
         as_of = self.as_of
-        excluded = self._excluded(days)
-        claims: list[Claim] = []
+        excluded = self._excluded(days) if self.has_alternatives else {}
+        claims: list[tuple] = []
         limits = None
-        rounding = self.program.rounding
         for o in outcomes:
             day = days[o.index]
             if day is None or day > as_of or o.index in excluded:
@@ -203,25 +221,67 @@ class Evaluation:
                 tariff = self._tariff(o, fr, key)
                 if tariff is None:
                     continue  # a tariff of `none`: no payment exists
-            if limits is None:
-                limits = self._limits(fr)
+            if limits is None and self.subject_caps:
+                limits = self._limits(fr, key)
             keep = fr if (o.deferred or o.reports) else None
             if o.recurring is None:
-                claims.append(Claim(day, key, o.index, 0, tariff, limits, keep))
+                claims.append((day, o.index, 0, tariff, limits, keep))
             else:
                 for k, d in enumerate(recurrences(fr, o.recurring), start=1):
-                    claims.append(Claim(d, key, o.index, k, tariff, limits, keep))
+                    claims.append((d, o.index, k, tariff, limits, keep))
+        if self.decomposable and claims:
+            claims.sort(key=_claim_order)
+            if self.simple_caps:
+                claims = self._finish(key, claims)
+            else:
+                take = self.ordered.take
+                claims = [row for row in (take(key, c) for c in claims) if row is not None]
+                self.ordered.forget_subject()
         return SubjectResult(key, True, days, tuple(sorted(excluded.items())), tuple(claims))
 
-    def _tariff(self, o, fr: list, key: str) -> Decimal | None:
+    def _finish(self, subject: str, claims: list) -> list[tuple]:
+        """A subject's payments when every cap is simply per subject: its claims, in order, through
+        its caps and the funders' split (the ordered pass, for one subject)."""
+        used = [0] * len(self.program.caps)
+        fixed = self.ordered.cap_limits  # None for a limit that depends on the subject
+        applies = self.simple_applies
+        splits = self.ordered.splits
+        outcomes = self.compiled.outcomes
+        rows = []
+        for day, outcome, occurrence, tariff, limits, frame in claims:
+            allowed = tariff
+            cuts: tuple = ()
+            caps = applies[outcome]
+            for i, name in caps:
+                limit = fixed[i]
+                room = (limits[i] if limit is None else limit) - used[i]
+                if room < 0:
+                    room = 0
+                if allowed > room:
+                    cuts += ((name, allowed - room),)
+                    allowed = room
+            for i, _ in caps:
+                used[i] += allowed
+            o = outcomes[outcome]
+            extra = self._reports(o, frame, tariff) if o.reports else ()
+            rows.append((day, subject, outcome, occurrence, tariff, allowed, splits[outcome](allowed), cuts, 0, (),
+                         extra, None))
+        return rows
+
+    def _tariff(self, o, fr: list, key: str) -> int | None:
+        """What an outcome pays, in whole pence, rounded once by the contract's rule."""
         raw = o.pays(fr)
         if raw is None:
             return None
-        tariff = round_money(raw, self.program.rounding)
-        if tariff < 0:
-            raise EvaluationError(f"outcome `{o.name}` would pay a negative amount ({tariff})", key,
+        pence = self.pence_cache.get(raw)
+        if pence is None:
+            pence = to_pence(raw, self.program.rounding)
+            if len(self.pence_cache) < 100_000:
+                self.pence_cache[raw] = pence
+        if pence < 0:
+            raise EvaluationError(f"outcome `{o.name}` would pay a negative amount ({pence_text(pence)})", key,
                                   self.program.outcomes[o.index].span)
-        return tariff
+        return pence
 
     def _excluded(self, days: tuple) -> dict[int, str]:
         """Outcomes not paid because an alternative was achieved first, or a requirement was not."""
@@ -241,146 +301,90 @@ class Evaluation:
                     excluded[o.index] = f"requires: {req}"
         return excluded
 
-    def _limits(self, fr: list) -> tuple:
+    def _limits(self, fr: list, key: str) -> tuple:
         limits = [None] * len(self.program.caps)
         for i in self.subject_caps:
-            limits[i] = self.compiled.cap_limits[i](fr)
+            value = self.compiled.cap_limits[i](fr)
+            if value is None:
+                raise EvaluationError(f"cap `{self.program.caps[i].name}` has no limit for this subject", key,
+                                      self.program.caps[i].span)
+            pence = self.pence_cache.get(value)
+            if pence is None:
+                pence = self.pence_cache[value] = to_pence(value, self.program.rounding)
+            limits[i] = pence
         return tuple(limits)
 
     def first_pass(self, rows=None) -> tuple[list[SubjectResult], list[EvaluationError]]:
+        """Every subject on its own, in subject id order."""
         results, errors = [], []
-        for row in self.subject_rows if rows is None else rows:
+        key = self.key_index
+        for row in sorted(self.subject_rows if rows is None else rows, key=lambda r: r[key]):
             try:
                 results.append(self.subject(row))
             except EvaluationError as err:
                 errors.append(err if err.subject else EvaluationError(str(err).removeprefix("evaluation error: "),
-                                                                       row[self.key_index], err.span))
+                                                                       row[key], err.span))
             except (ArithmeticError, OverflowError, ValueError) as err:
-                errors.append(EvaluationError(f"cannot be evaluated: {err}", row[self.key_index]))
+                errors.append(EvaluationError(f"cannot be evaluated: {err}", row[key]))
         return results, errors
 
     # ---- second pass: caps, split and ceilings, in payment order --------------------------
 
     def statement(self, results: list[SubjectResult]) -> Statement:
+        """Take every claim in payment order (day, subject id, contract order) through the caps,
+        the funders' split and the funders' ceilings, in whole pence."""
         program = self.program
-        claims = [c for r in results for c in r.claims]
-        claims.sort(key=lambda c: (c.day, c.subject, c.outcome, c.occurrence))
-        fr = self.template[:]
-        cap_limits = [None if c.per_subject_limit else fn(fr) for c, fn in zip(program.caps, self.compiled.cap_limits)]
-        ceiling_limits = [fn(fr) for fn in self.compiled.ceiling_limits]
-        cap_used: list[dict] = [{} for _ in program.caps]
-        ceiling_used: list[dict] = [{} for _ in program.ceilings]
-        cap_applies = [
-            (frozenset(program.outcomes[i].index for i in range(len(program.outcomes))
-                       if not cap.outcomes or program.outcomes[i].name in cap.outcomes))
-            for cap in program.caps
-        ]
-        outcome_names = [o.name for o in program.outcomes]
-        payments: list[Payment] = []
-        ledger = self.template[LEDGER]
-        ledger.clear()
-        for c in claims:
-            compiled_outcome = self.compiled.outcomes[c.outcome]
-            tariff = c.tariff
-            if tariff is None:
-                tariff = self._tariff(compiled_outcome, c.frame, c.subject)
-                if tariff is None:
-                    continue
-            allowed = tariff
-            cuts: list[Cut] = []
-            keys = []
-            for i, cap in enumerate(program.caps):
-                if c.outcome not in cap_applies[i]:
-                    keys.append(None)
-                    continue
-                key = self._scope_key(cap.scopes, c, outcome_names)
-                keys.append(key)
-                if key is None:
-                    continue
-                limit = c.limits[i] if cap.per_subject_limit else cap_limits[i]
-                if limit is None:
-                    continue
-                room = max(limit - cap_used[i].get(key, ZERO), ZERO)
-                if allowed > room:
-                    cuts.append(Cut(cap.name, allowed - room))
-                    allowed = room
-            for i, key in enumerate(keys):
-                if key is not None:
-                    cap_used[i][key] = cap_used[i].get(key, ZERO) + allowed
-            shares = program.outcomes[c.outcome].shares
-            funders = split(allowed, shares)
-            unfunded = ZERO
-            overflow: list[Overflow] = []
-            for j, ceiling in enumerate(program.ceilings):
-                if ceiling.funder not in funders:
-                    continue
-                key = self._scope_key(ceiling.scopes, c, outcome_names)
-                used = ceiling_used[j].get(key, ZERO)
-                share = funders[ceiling.funder]
-                pay = min(share, max(ceiling_limits[j] - used, ZERO))
-                excess = share - pay
-                funders[ceiling.funder] = pay
-                ceiling_used[j][key] = used + pay
-                if excess > 0:
-                    if ceiling.overflow_to is not None:
-                        funders[ceiling.overflow_to] = funders.get(ceiling.overflow_to, ZERO) + excess
-                        overflow.append(Overflow(ceiling.funder, ceiling.overflow_to, excess))
-                    else:
-                        unfunded += excess
-                        cuts.append(Cut(ceiling.name, excess))
-            order = {f: k for k, f in enumerate(program.funders)}
-            extra = self._reports(compiled_outcome, c.frame, tariff)
-            ledger[outcome_names[c.outcome]] = ledger.get(outcome_names[c.outcome], ZERO) + allowed - unfunded
-            payments.append(
-                Payment(
-                    subject=c.subject,
-                    outcome=outcome_names[c.outcome],
-                    date=datetime.date.fromordinal(c.day),
-                    amount=allowed - unfunded,
-                    funders=tuple(sorted(funders.items(), key=lambda x: order[x[0]])),
-                    tariff=tariff,
-                    cuts=tuple(cuts),
-                    unfunded=unfunded,
-                    overflow=tuple(overflow),
-                    occurrence=c.occurrence,
-                    extra=extra,
-                )
-            )
-        caps: list[CapUse] = []
-        for i, cap in enumerate(program.caps):
-            if "subject" in cap.scopes:
-                continue  # one per subject: shown by `pbr explain`, not in the statement
-            for key, used in sorted(cap_used[i].items()):
-                caps.append(CapUse(cap.name, "/".join(key), cap_limits[i], used))
-            if not cap_used[i] and not cap.scopes:
-                caps.append(CapUse(cap.name, "", cap_limits[i], ZERO))
-        for j, ceiling in enumerate(program.ceilings):
-            for key, used in sorted(ceiling_used[j].items()):
-                caps.append(CapUse(ceiling.name, "/".join(key), ceiling_limits[j], used))
-            if not ceiling_used[j] and not ceiling.scopes:
-                caps.append(CapUse(ceiling.name, "", ceiling_limits[j], ZERO))
-        return Statement(
+        totals = Totals(len(program.outcomes), program.funders)
+        # Subjects arrive in id order and each subject's claims (or finished rows) in
+        # contract order, so one bucket per day keeps payment order without sorting
+        # millions of claims.
+        buckets: dict[int, list] = {}
+        for r in results:
+            subject = r.subject
+            for c in r.claims:
+                bucket = buckets.get(c[0])
+                item = c if self.decomposable else (subject, c)
+                if bucket is None:
+                    buckets[c[0]] = [item]
+                else:
+                    bucket.append(item)
+        rows: list[tuple] = []
+        if self.decomposable:
+            for day in sorted(buckets):
+                rows.extend(buckets[day])
+        else:
+            take = self.ordered.take
+            append = rows.append
+            for day in sorted(buckets):
+                for subject, c in buckets[day]:
+                    row = take(subject, c)
+                    if row is not None:
+                        append(row)
+        totals.add(rows)
+        statement = Statement(
             contract=program.name,
             as_of=self.as_of_date,
             currency=program.currency,
-            payments=tuple(payments),
-            outcomes=tuple(outcome_names),
+            rows=tuple(rows),
+            outcomes=tuple(o.name for o in program.outcomes),
             funders=program.funders,
             every_outcome="outcome" in program.statement_parts,
             every_funder="funder" in program.statement_parts,
             show_unfunded=any(c.overflow_to is None for c in program.ceilings),
-            caps=tuple(caps),
+            caps=tuple(self.ordered.cap_uses()),
             blocks=self._blocks(results),
             subjects_evaluated=len(results),
             subjects_eligible=sum(1 for r in results if r.eligible),
             warnings=tuple(self.dataset.warnings),
         )
+        statement.__dict__["totals"] = totals  # already summed above
+        return statement
 
-    def _reports(self, o, fr: list | None, tariff: Decimal) -> tuple:
+    def _reports(self, o, fr: list | None, tariff: int) -> tuple:
         out = []
         for name, fn, typ, _ in o.reports:
             if fn is None:
-                out.append((name, tariff))
+                out.append((name, pounds(tariff)))
                 continue
             value = fn(fr)
             if typ is not None and typ.kind == "money" and value is not None:
@@ -426,33 +430,221 @@ class Evaluation:
             blocks.append((name, bool(get("pooled")), block))
         return tuple(blocks)
 
-    def _scope_key(self, scopes: tuple[str, ...], c: Claim, outcome_names) -> tuple | None:
-        key = []
+    def _scope(self, scopes: tuple[str, ...]):
+        """How to find a claim's running total for a cap or ceiling: a function of (day, subject, outcome)."""
+        outcome_names = [o.name for o in self.program.outcomes]
+        parts = []
         for s in scopes:
             if s == "subject":
-                key.append(c.subject)
+                parts.append(lambda day, subject, outcome: subject)
             elif s == "outcome":
-                key.append(outcome_names[c.outcome])
+                parts.append(lambda day, subject, outcome: outcome_names[outcome])
             elif s == "month":
-                key.append(month_label(c.day))
+                parts.append(lambda day, subject, outcome: month_label(day))
             elif s == "financial_year":
-                key.append(financial_year_label(c.day))
+                parts.append(lambda day, subject, outcome: financial_year_label(day))
             else:
-                label = self.program.bands[s].label_of(c.day)
-                if label is None:
-                    return None  # outside every band: this cap does not apply
-                key.append(label)
-        return tuple(key)
+                band = self.program.bands[s]
+                parts.append(lambda day, subject, outcome, band=band: band.label_of(day))
+        if not parts:
+            return lambda day, subject, outcome: ()
+        if len(parts) == 1:
+            part = parts[0]
+
+            def one(day, subject, outcome):
+                label = part(day, subject, outcome)
+                return None if label is None else (label,)
+
+            return one
+
+        def many(day, subject, outcome):
+            key = tuple(p(day, subject, outcome) for p in parts)
+            return None if None in key else key  # outside every band: this limit does not apply
+
+        return many
 
 
-def evaluate(compiled: CompiledContract, dataset: Dataset, as_of: datetime.date) -> Statement:
+def evaluate(compiled: CompiledContract, dataset: Dataset, as_of: datetime.date, workers: int | None = None) -> Statement:
+    from . import parallel
+
     with decimal.localcontext(exact_context()):
         check_rows(compiled, dataset, as_of.toordinal())
         run = Evaluation(compiled, dataset, as_of)
-        results, errors = run.first_pass()
-        if errors:
-            raise EvaluationErrors(errors)
+        results = parallel.first_pass(run, parallel.workers_for(run, workers))
         return run.statement(results)
+
+
+def write_json(compiled: CompiledContract, dataset: Dataset, as_of: datetime.date, out, workers: int | None = None):
+    """Evaluate and write the JSON statement; a large contract whose payments finish subject by
+    subject is formatted in several processes. The bytes are the same either way."""
+    from . import parallel
+
+    with decimal.localcontext(exact_context()):
+        check_rows(compiled, dataset, as_of.toordinal())
+        run = Evaluation(compiled, dataset, as_of)
+        n = parallel.workers_for(run, workers)
+        if n > 1 and run.decomposable:
+            parallel.write_json(run, out, n)
+            return
+        results = parallel.first_pass(run, n)
+        run.statement(results).write_json(out)
+
+
+class OrderedPass:
+    """Caps, the funders' split and the funders' ceilings, applied to claims taken in payment order."""
+
+    def __init__(self, run: "Evaluation"):
+        self.run = run
+        program = run.program
+        fr = run.template[:]
+        rounding = program.rounding
+        self.caps = program.caps
+        self.cap_limits = [None if c.per_subject_limit else _limit(fn(fr), c, rounding)
+                           for c, fn in zip(self.caps, run.compiled.cap_limits)]
+        self.ceiling_limits = [_limit(fn(fr), c, rounding)
+                               for c, fn in zip(program.ceilings, run.compiled.ceiling_limits)]
+        self.cap_used: list[dict] = [{} for _ in self.caps]
+        self.ceiling_used: list[dict] = [{} for _ in program.ceilings]
+        # For each outcome: the caps that apply to it, with how to find each one's running total.
+        self.applies = [
+            [(i, run._scope(cap.scopes), cap.per_subject_limit, cap.name) for i, cap in enumerate(self.caps)
+             if not cap.outcomes or o.name in cap.outcomes]
+            for o in program.outcomes
+        ]
+        self.ceilings = [(j, c, run._scope(c.scopes)) for j, c in enumerate(program.ceilings)]
+        self.splits = [_splitter(o.shares) for o in program.outcomes]
+        self.funder_order = {f: k for k, f in enumerate(program.funders)}
+        self.ledger = run.template[LEDGER]
+        self.ledger.clear()
+
+    def forget_subject(self) -> None:
+        """Drop running totals that belong to one subject (all of them, when every cap is per subject)."""
+        for used in self.cap_used:
+            used.clear()
+
+    def take(self, subject: str, c: tuple) -> tuple | None:
+        run = self.run
+        day = c[C_DAY]
+        outcome = c[C_OUTCOME]
+        tariff = c[C_TARIFF]
+        compiled_outcome = run.compiled.outcomes[outcome]
+        if tariff is None:
+            c[C_FRAME][LEDGER] = {k: pounds(v) for k, v in self.ledger.items()}
+            tariff = run._tariff(compiled_outcome, c[C_FRAME], subject)
+            if tariff is None:
+                return None
+        allowed = tariff
+        cuts: tuple = ()
+        cap_used = self.cap_used
+        keys = []
+        for i, scope, per_subject, name in self.applies[outcome]:
+            key = scope(day, subject, outcome)
+            keys.append((i, key))
+            if key is None:
+                continue
+            limit = c[C_LIMITS][i] if per_subject else self.cap_limits[i]
+            room = limit - cap_used[i].get(key, 0)
+            if room < 0:
+                room = 0
+            if allowed > room:
+                cuts += ((name, allowed - room),)
+                allowed = room
+        for i, key in keys:
+            if key is not None:
+                used = cap_used[i]
+                used[key] = used.get(key, 0) + allowed
+        shares = self.splits[outcome](allowed)
+        unfunded = 0
+        overflow: tuple = ()
+        if self.ceilings:
+            shares = dict(shares)
+            for j, ceiling, scope in self.ceilings:
+                share = shares.get(ceiling.funder)
+                if share is None:
+                    continue
+                key = scope(day, subject, outcome)
+                used = self.ceiling_used[j].get(key, 0)
+                room = self.ceiling_limits[j] - used
+                pay = share if share <= room else max(room, 0)
+                excess = share - pay
+                shares[ceiling.funder] = pay
+                self.ceiling_used[j][key] = used + pay
+                if excess > 0:
+                    if ceiling.overflow_to is not None:
+                        shares[ceiling.overflow_to] = shares.get(ceiling.overflow_to, 0) + excess
+                        overflow += ((ceiling.funder, ceiling.overflow_to, excess),)
+                    else:
+                        unfunded += excess
+                        cuts += ((ceiling.name, excess),)
+            shares = tuple(sorted(shares.items(), key=lambda x: self.funder_order[x[0]]))
+        amount = allowed - unfunded
+        extra = run._reports(compiled_outcome, c[C_FRAME], tariff) if compiled_outcome.reports else ()
+        if compiled_outcome.name in run.paid_outcomes:
+            self.ledger[compiled_outcome.name] = self.ledger.get(compiled_outcome.name, 0) + amount
+        return (day, subject, outcome, c[C_OCCURRENCE], tariff, amount, shares, cuts, unfunded, overflow, extra, None)
+
+    def cap_uses(self) -> list[CapUse]:
+        out: list[CapUse] = []
+        for i, cap in enumerate(self.caps):
+            if "subject" in cap.scopes:
+                continue  # one per subject: shown by `pbr explain`, not in the statement
+            for key, used in sorted(self.cap_used[i].items()):
+                out.append(CapUse(cap.name, "/".join(key), pounds(self.cap_limits[i]), pounds(used)))
+            if not self.cap_used[i] and not cap.scopes:
+                out.append(CapUse(cap.name, "", pounds(self.cap_limits[i]), ZERO))
+        for j, ceiling in enumerate(self.run.program.ceilings):
+            for key, used in sorted(self.ceiling_used[j].items()):
+                out.append(CapUse(ceiling.name, "/".join(key), pounds(self.ceiling_limits[j]), pounds(used)))
+            if not self.ceiling_used[j] and not ceiling.scopes:
+                out.append(CapUse(ceiling.name, "", pounds(self.ceiling_limits[j]), ZERO))
+        return out
+
+
+def _claim_order(c: tuple) -> tuple:
+    return c[0], c[1], c[2]
+
+
+def to_pence(value, rounding: str) -> int:
+    """An exact amount in whole pence, rounded once by the contract's rule."""
+    if type(value) is Decimal and value.as_tuple().exponent >= -2:
+        return int(value.scaleb(2))
+    if type(value) is int:
+        return value * 100
+    return int(round_money(value, rounding).scaleb(2))
+
+
+def _limit(value, limit, rounding: str) -> int:
+    if value is None:
+        raise EvaluationError(f"`{limit.name}` has no limit", None, limit.span)
+    return to_pence(value, rounding)
+
+
+def _splitter(shares):
+    """Split whole pence between funders: floors, then the spare pence to the largest remainders
+    (ties to the funder declared first). Shares are in declared order."""
+    if len(shares) == 1:
+        name = shares[0][0]
+        return lambda pence: ((name, pence),)
+    from math import lcm
+
+    denominator = lcm(*(f.denominator for _, f in shares))
+    parts = [(name, f.numerator * (denominator // f.denominator)) for name, f in shares]
+    order = range(len(parts))
+
+    def split_pence(pence: int) -> tuple:
+        floors = []
+        remainders = []
+        for _, part in parts:
+            whole, rest = divmod(pence * part, denominator)
+            floors.append(whole)
+            remainders.append(rest)
+        left = pence - sum(floors)
+        if left:
+            for i in sorted(order, key=lambda i: (-remainders[i], i))[:left]:
+                floors[i] += 1
+        return tuple((name, floors[i]) for i, (name, _) in enumerate(parts))
+
+    return split_pence
 
 
 def _cohort_row(name, pooled, start, end, assessed, size, events, comparison, expected, line) -> tuple:

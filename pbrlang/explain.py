@@ -21,7 +21,7 @@ from .data import Dataset
 from .errors import UsageError
 from .evaluator import Evaluation, check_rows
 from .money import exact_context, money_text
-from .statement import Payment, Statement, json_value
+from .statement import OUTCOME, REASON, SUBJECT as SUBJECT_COLUMN, Payment, Statement, json_value
 
 
 @attrs.frozen
@@ -488,5 +488,6 @@ def reasons(contract, dataset: Dataset, as_of: datetime.date, statement: Stateme
                 }
                 for o in found.outcomes
             }
-    payments = tuple(attrs.evolve(p, reason=by_subject[p.subject][p.outcome]) for p in statement.payments)
-    return attrs.evolve(statement, payments=payments)
+    outcomes = statement.outcomes
+    rows = tuple(r[:REASON] + (by_subject[r[SUBJECT_COLUMN]][outcomes[r[OUTCOME]]],) for r in statement.rows)
+    return attrs.evolve(statement, rows=rows)

@@ -1,4 +1,94 @@
-"""Limits that keep evaluation of an unreviewed contract bounded."""
+"""Limits that keep the reading, checking and evaluation of an unreviewed contract bounded.
+
+Whatever text arrives, `pbrlang.loads` must answer with a contract or with
+positioned diagnostics, quickly, and without exhausting the Python stack: the
+parser's Transformer, the checker, the compiler and the compiled closures all
+recurse over the syntax tree, one level (a few Python frames) per level of
+nesting. Each limit below is one that no contract written by a person comes
+near (the deepest expression in the five example contracts is 10 levels, the
+longest has under 600 tokens); each is reported with its own message, at the
+place in the text where it is exceeded, never as a RecursionError or a hang.
+
+| limit                         | code | checked by                                   |
+|-------------------------------|------|----------------------------------------------|
+| MAX_CONTRACT_BYTES            | E005 | parser, before anything else                 |
+| MAX_NESTING                   | E004 | parser, a scan of the brackets               |
+| MAX_TOKENS                    | E005 | parser, a scan of the words and symbols      |
+| MAX_PREFIX_RUN                | E004 | parser, the same scan                        |
+| MAX_EXPRESSION_DEPTH          | E004 | parser, while the syntax tree is built       |
+| MAX_DECLARATIONS              | E005 | parser, after the tree is built              |
+| MAX_DEFINITION_CHAIN          | E004 | checker, over definitions and outcomes       |
+| MAX_DIAGNOSTICS               | E005 | parser and checker: reporting stops there    |
+"""
 
 MAX_CONTRACT_BYTES = 1_000_000
+"""The largest contract text, in bytes of UTF-8: 1,000,000 (E005).
+
+The five example contracts are 3 to 5 kB; a schedule written by people is
+never near a megabyte.
+"""
+
 MAX_NESTING = 64
+"""The deepest nesting of round and square brackets: 64 (E004).
+
+Checked by a scan of the characters before the text is parsed, so that
+`((((...` fails at once with the position of the 65th open bracket.
+"""
+
+MAX_TOKENS = 100_000
+"""The most words, numbers and symbols a contract may have, comments not counted: 100,000 (E005).
+
+The largest example has under 600. Parsing, checking and compiling take time
+in proportion to the number of tokens (the parser alone takes about 20
+microseconds a token), so this bounds the time taken by a large but shallow
+text, such as an enumeration of 200,000 values or a 1 MB line of `a + a + ...`,
+which a quick scan refuses before it is parsed.
+"""
+
+MAX_PREFIX_RUN = 100
+"""The most `not`s and `-`s in a row: 100 (E004).
+
+Each makes one level of nesting, so a run longer than MAX_EXPRESSION_DEPTH is
+refused in any case; the scan finds it before the parser has to shift every
+one of 50,000 `-`s. (Two `not`s in a row cancel out, as do two `-`s.)
+"""
+
+MAX_EXPRESSION_DEPTH = 100
+"""The deepest an expression may nest, in levels of the syntax tree: 100 (E004).
+
+Each operator, prefix, field access, call, aggregate and its `for x in ...`
+binding is one level; brackets themselves are not. A chain `a + b + c + ...`
+of N terms is N - 1 levels deep (the parser builds it leaning left), as is a
+run of N `not`s; `any x in t where any y in ...` is two levels an aggregate.
+The deepest example expression is 10 levels.
+
+The checker uses at most five Python frames a level, the compiler two, the
+compiled closures one or two; so 100 levels stay far below Python's default
+recursion limit of 1,000 even when pbrlang is called from deep inside an
+application. The depth is measured as the parser builds the tree (bottom up,
+with no recursion), and parsing stops at the first node that goes past it.
+"""
+
+MAX_DECLARATIONS = 5_000
+"""The most top-level declarations a contract may have: 5,000 (E005).
+
+The examples have 20 to 40. Some of the checker's work (suggesting a close
+name for a misspelt one) grows with the number of names declared.
+"""
+
+MAX_DEFINITION_CHAIN = 200
+"""The longest chain of definitions and outcomes that depend on each other: 200 (E004).
+
+`let a_1 = a_2 + 1`, `let a_2 = a_3 + 1`, ... is a chain; so is an outcome
+that `requires` another, or is paid `every ... after` another. The compiler
+orders definitions by following these chains, one Python frame a link. The
+longest chain in the examples has 4 links.
+"""
+
+MAX_DIAGNOSTICS = 100
+"""The most problems listed for one contract: 100 (E005 says the list stops there).
+
+Every problem is rendered with its line of the contract; past a hundred, a
+list says nothing more useful, and producing it for 100,000 problems in a
+megabyte of text would take minutes.
+"""

@@ -9,13 +9,23 @@ from fractions import Fraction
 from importlib import resources
 from pathlib import Path
 
+import re
+
 import attrs
-from lark import Lark, Transformer, v_args
+from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from . import nodes as n
 from .errors import ContractSyntaxError, Diagnostic
-from .limits import MAX_CONTRACT_BYTES, MAX_NESTING
+from .limits import (
+    MAX_CONTRACT_BYTES,
+    MAX_DECLARATIONS,
+    MAX_DIAGNOSTICS,
+    MAX_EXPRESSION_DEPTH,
+    MAX_NESTING,
+    MAX_PREFIX_RUN,
+    MAX_TOKENS,
+)
 from .source import Source, Span
 
 
@@ -28,9 +38,58 @@ def grammar_text() -> str:
     return checkout.read_text(encoding="utf-8")
 
 
+# Rules that hold declarations and clauses rather than values: they add no
+# level of nesting. Every other rule of the grammar is part of an expression
+# and adds one level (a rule added to the grammar later counts, to be safe).
+_CONTAINERS = frozenset({
+    "start", "contract_decl", "currency_decl", "rounding_decl", "statement_decl", "funder_decl", "shares_decl",
+    "share_list", "share", "share_percent", "share_fraction", "enum_decl", "table_decl", "field_decl",
+    "field_type", "table_check", "subject_decl", "eligible_decl", "band_decl", "band_closed", "band_open",
+    "tariff_decl", "grid_row", "cell_name", "let_decl", "let_of_decl", "outcome_decl", "when_clause",
+    "achieved_clause", "recurring_clause", "pays_clause", "outcome_shares_clause", "instead_clause",
+    "requires_clause", "reports_clause", "report_item", "cap_decl", "cap_per", "cap_outcomes", "ceiling_decl",
+    "overflow_to", "unfunded", "cohorts_decl", "cohort_entry", "pool_entry", "entry_reports",
+})
+_CHAINS = frozenset({"add", "sub", "mul", "div", "and_", "or_"})
+_PREFIXES = frozenset({"not_", "neg"})
+
+
+class _TooDeep(Exception):
+    """Raised from inside the parser when an expression nests past MAX_EXPRESSION_DEPTH."""
+
+    def __init__(self, data: str, children: list):
+        super().__init__(data)
+        self.data = data
+        self.children = children
+
+
+class _Tree(Tree):
+    """A syntax tree node that knows how deeply nested it is.
+
+    The LALR parser builds nodes bottom up without recursion, so measuring
+    here (each node from its children) costs nothing extra and stops the
+    parse at the first node too deep for the recursive stages after it.
+    """
+
+    __slots__ = ("depth",)
+
+    def __init__(self, data, children, meta=None):
+        super().__init__(data, children, meta)
+        depth = 0
+        for c in children:
+            if type(c) is _Tree and c.depth > depth:
+                depth = c.depth
+        if data not in _CONTAINERS:
+            depth += 1
+            if depth > MAX_EXPRESSION_DEPTH:
+                raise _TooDeep(data, children)
+        self.depth = depth
+
+
 @functools.cache
 def _lark() -> Lark:
-    return Lark(grammar_text(), parser="lalr", propagate_positions=True, maybe_placeholders=True, cache=True)
+    return Lark(grammar_text(), parser="lalr", propagate_positions=True, maybe_placeholders=True, cache=True,
+                tree_class=_Tree)
 
 
 # Words for terminals, so a syntax error says what was expected in English.

@@ -63,10 +63,21 @@ class Band:
     span: Span | None = _span()
 
     def label_of(self, day: int) -> str | None:
-        for label, start, end in self.entries:
-            if day >= start and (end is None or day <= end):
-                return label
-        return None
+        cache = _BAND_CACHE.setdefault(self.entries, {})
+        label = cache.get(day, _MISSING)
+        if label is _MISSING:
+            label = None
+            for name, start, end in self.entries:
+                if day >= start and (end is None or day <= end):
+                    label = name
+                    break
+            if len(cache) < 200_000:
+                cache[day] = label
+        return label
+
+
+_MISSING = object()
+_BAND_CACHE: dict = {}  # band entries -> {day: label}: days repeat across millions of records
 
 
 @attrs.frozen

@@ -1,31 +1,54 @@
-"""The statement: what is owed, by whom and why, and its JSON, CSV and table forms."""
+"""The statement: what is owed, by whom and why, and its JSON, CSV and table forms.
+
+Payments are kept as compact rows of whole pence (a national statement has
+millions of them); `Statement.payments` turns them into `Payment` values on
+request, and the writers format the rows directly.
+"""
 
 from __future__ import annotations
 
 import csv
 import datetime
+import functools
 import io
 import json
+import re
 from decimal import Decimal
-from typing import Any
+from fractions import Fraction
+from typing import Any, TextIO
 
 import attrs
 
 from .money import ZERO, money_text
+
+# A payment row: (day ordinal, subject, outcome index, occurrence, tariff, amount,
+#   funders ((name, pence), ...), cuts ((cap, pence), ...), unfunded pence,
+#   overflow ((from, to, pence), ...), extra ((name, value), ...), reason or None)
+DAY, SUBJECT, OUTCOME, OCCURRENCE, TARIFF, AMOUNT, FUNDERS, CUTS, UNFUNDED, OVERFLOW, EXTRA, REASON = range(12)
+
+
+def pence_text(p: int) -> str:
+    if p < 0:
+        return "-" + pence_text(-p)
+    return f"{p // 100}.{p % 100:02d}"
+
+
+def pounds(p: int) -> Decimal:
+    return Decimal(p).scaleb(-2)
 
 
 def json_value(value: Any) -> Any:
     """Statement values: money and exact numbers as text, dates as ISO text."""
     if isinstance(value, Decimal):
         return money_text(value) if value == value.quantize(Decimal("0.01")) else format(value.normalize(), "f")
-    if isinstance(value, int) and not isinstance(value, bool):
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
         return value
     if isinstance(value, (list, tuple)):
         return [json_value(v) for v in value]
     if isinstance(value, dict):
         return {k: json_value(v) for k, v in value.items()}
-    from fractions import Fraction
-
     if isinstance(value, Fraction):
         return json_value(Decimal(value.numerator) / Decimal(value.denominator))
     return value
@@ -58,6 +81,23 @@ class Payment:
     occurrence: int = 0  # 1, 2, ... for a recurring outcome's payments; 0 otherwise
     extra: tuple = ()  # (name, value): the outcome's `reports`
     reason: Any = None  # filled in when the evaluation is asked to explain
+
+    @classmethod
+    def from_row(cls, row: tuple, outcomes: tuple[str, ...]) -> "Payment":
+        return cls(
+            subject=row[SUBJECT],
+            outcome=outcomes[row[OUTCOME]],
+            date=datetime.date.fromordinal(row[DAY]),
+            amount=pounds(row[AMOUNT]),
+            funders=tuple((f, pounds(p)) for f, p in row[FUNDERS]),
+            tariff=pounds(row[TARIFF]),
+            cuts=tuple(Cut(c, pounds(p)) for c, p in row[CUTS]),
+            unfunded=pounds(row[UNFUNDED]),
+            overflow=tuple(Overflow(a, b, pounds(p)) for a, b, p in row[OVERFLOW]),
+            occurrence=row[OCCURRENCE],
+            extra=row[EXTRA],
+            reason=row[REASON],
+        )
 
     @property
     def period(self) -> str:
@@ -101,14 +141,135 @@ class CapUse:
         return max(self.limit - self.used, ZERO)
 
 
-@attrs.frozen
+class Totals:
+    """Sums of payment rows, in pence: what the statement's head reports. Two can be merged."""
+
+    def __init__(self, outcomes: int, funders: tuple[str, ...]):
+        self.total = 0
+        self.unfunded = 0
+        self.by_outcome = [0] * outcomes
+        self.seen_outcome = [False] * outcomes
+        self.by_funder = {f: 0 for f in funders}
+        self.seen_funder: set[str] = set()
+        self.by_period: dict[str, int] = {}
+        self.subjects_paid = 0
+        self.payments = 0
+
+    def add(self, rows) -> "Totals":
+        last_subject = None
+        paid: set[str] = set()
+        by_outcome, seen_outcome, by_funder, by_period = self.by_outcome, self.seen_outcome, self.by_funder, self.by_period
+        for r in rows:
+            amount = r[AMOUNT]
+            self.total += amount
+            self.unfunded += r[UNFUNDED]
+            by_outcome[r[OUTCOME]] += amount
+            seen_outcome[r[OUTCOME]] = True
+            for f, p in r[FUNDERS]:
+                by_funder[f] += p
+                self.seen_funder.add(f)
+            m = _month(r[DAY])
+            by_period[m] = by_period.get(m, 0) + amount
+            if r[SUBJECT] is not last_subject:
+                last_subject = r[SUBJECT]
+                paid.add(last_subject)
+            self.payments += 1
+        self.subjects_paid += len(paid)
+        return self
+
+    def merge(self, other: "Totals") -> "Totals":
+        self.total += other.total
+        self.unfunded += other.unfunded
+        self.by_outcome = [a + b for a, b in zip(self.by_outcome, other.by_outcome)]
+        self.seen_outcome = [a or b for a, b in zip(self.seen_outcome, other.seen_outcome)]
+        for f, v in other.by_funder.items():
+            self.by_funder[f] += v
+        self.seen_funder |= other.seen_funder
+        for m, v in other.by_period.items():
+            self.by_period[m] = self.by_period.get(m, 0) + v
+        self.subjects_paid += other.subjects_paid  # subjects are split between parts, never shared
+        self.payments += other.payments
+        return self
+
+
+class LineFormatter:
+    """One payment row as one line of the statement's JSON, the same whichever process writes it."""
+
+    def __init__(self, outcomes: tuple[str, ...], show_unfunded: bool):
+        self.names = [json.dumps(o, ensure_ascii=False) for o in outcomes]
+        self.show_unfunded = show_unfunded
+        self.dates: dict[int, str] = {}
+        self.tails: dict[tuple, str] = {}
+
+    def line(self, r: tuple) -> str:
+        subject = r[SUBJECT]
+        subject = f'"{subject}"' if _PLAIN(subject) else json.dumps(subject, ensure_ascii=False)
+        date = self.dates.get(r[DAY])
+        if date is None:
+            date = self.dates[r[DAY]] = datetime.date.fromordinal(r[DAY]).isoformat()
+        if r[REASON] is None and not r[CUTS] and not r[OVERFLOW] and not r[EXTRA] and len(r[FUNDERS]) == 1:
+            # The common row: its tail is fixed by outcome, occurrence, tariff and amount.
+            key = (r[OUTCOME], r[OCCURRENCE], r[TARIFF], r[AMOUNT], r[FUNDERS][0][0], r[UNFUNDED])
+            tail = self.tails.get(key)
+            if tail is None:
+                tail = self._tail(r)
+                if len(self.tails) < 100_000:
+                    self.tails[key] = tail
+        else:
+            tail = self._tail(r)
+        return f'{{"subject": {subject}, "outcome": {self.names[r[OUTCOME]]}, "date": "{date}", {tail}}}'
+
+    def _tail(self, r: tuple) -> str:
+        dumps = json.dumps
+        funders = ", ".join(f'{dumps(f, ensure_ascii=False)}: "{pence_text(p)}"' for f, p in r[FUNDERS])
+        line = (f'"amount": "{pence_text(r[AMOUNT])}", '
+                f'"funders": {{{funders}}}, "tariff": "{pence_text(r[TARIFF])}"')
+        if r[OCCURRENCE]:
+            line += f', "occurrence": {r[OCCURRENCE]}'
+        for name, value in r[EXTRA]:
+            line += f", {dumps(name, ensure_ascii=False)}: {dumps(json_value(value), ensure_ascii=False)}"
+        if self.show_unfunded:
+            line += f', "unfunded": "{pence_text(r[UNFUNDED])}"'
+        if r[CUTS]:
+            line += ', "cuts": [' + ", ".join(
+                f'{{"cap": {dumps(c)}, "amount": "{pence_text(p)}"}}' for c, p in r[CUTS]) + "]"
+        if r[OVERFLOW]:
+            line += ', "overflow": [' + ", ".join(
+                f'{{"from": {dumps(a)}, "to": {dumps(b)}, "amount": "{pence_text(p)}"}}'
+                for a, b, p in r[OVERFLOW]) + "]"
+        if r[REASON] is not None:
+            line += f', "reason": {dumps(r[REASON], ensure_ascii=False)}'
+        return line
+
+
+_PLAIN = re.compile(r"[A-Za-z0-9_.:/ -]*").fullmatch  # needs no JSON escaping
+
+
+def head_json(head: dict) -> str:
+    """The statement's JSON up to the payments, left open for them."""
+    return json.dumps(head, indent=2, ensure_ascii=False)[:-2] + ',\n  "payments": ['
+
+
+PAYMENTS_END = "\n  ]\n}\n"
+EMPTY_PAYMENTS_END = "]\n}\n"
+PAYMENT_SEPARATOR = ",\n    "
+FIRST_PAYMENT = "\n    "
+
+
+@functools.lru_cache(maxsize=16384)
+def _month(day: int) -> str:
+    d = datetime.date.fromordinal(day)
+    return f"{d.year:04d}-{d.month:02d}"
+
+
+@attrs.frozen(slots=False)
 class Statement:
     contract: str
     as_of: datetime.date
     currency: str
-    payments: tuple[Payment, ...]
-    outcomes: tuple[str, ...]  # contract order
-    funders: tuple[str, ...]  # declared order
+    rows: tuple = attrs.field(repr=False)
+    outcomes: tuple[str, ...] = ()  # contract order
+    funders: tuple[str, ...] = ()  # declared order
     every_outcome: bool = False
     every_funder: bool = False
     show_unfunded: bool = False
@@ -118,38 +279,44 @@ class Statement:
     subjects_eligible: int = 0
     warnings: tuple[str, ...] = ()
 
+    @functools.cached_property
+    def payments(self) -> tuple[Payment, ...]:
+        return tuple(Payment.from_row(r, self.outcomes) for r in self.rows)
+
+    @functools.cached_property
+    def totals(self) -> Totals:
+        return Totals(len(self.outcomes), self.funders).add(self.rows)
+
+    @property
+    def _sums(self) -> tuple:
+        t = self.totals
+        outcomes = {o: t.by_outcome[i] for i, o in enumerate(self.outcomes) if self.every_outcome or t.seen_outcome[i]}
+        funders = {f: v for f, v in t.by_funder.items() if self.every_funder or f in t.seen_funder}
+        return t.total, t.unfunded, outcomes, funders, dict(sorted(t.by_period.items())), t.subjects_paid
+
     @property
     def total(self) -> Decimal:
-        return sum((p.amount for p in self.payments), ZERO)
+        return pounds(self._sums[0])
 
     @property
     def unfunded(self) -> Decimal:
-        return sum((p.unfunded for p in self.payments), ZERO)
+        return pounds(self._sums[1])
 
     def by_outcome(self) -> dict[str, Decimal]:
-        sums = {o: ZERO for o in self.outcomes}
-        seen = set()
-        for p in self.payments:
-            sums[p.outcome] += p.amount
-            seen.add(p.outcome)
-        return {o: v for o, v in sums.items() if self.every_outcome or o in seen}
+        return {k: pounds(v) for k, v in self._sums[2].items()}
 
     def by_funder(self) -> dict[str, Decimal]:
-        sums = {f: ZERO for f in self.funders}
-        seen = set()
-        for p in self.payments:
-            for name, v in p.funders:
-                sums[name] += v
-                seen.add(name)
-        return {f: v for f, v in sums.items() if self.every_funder or f in seen}
+        return {k: pounds(v) for k, v in self._sums[3].items()}
 
     def by_period(self) -> dict[str, Decimal]:
-        sums: dict[str, Decimal] = {}
-        for p in self.payments:
-            sums[p.period] = sums.get(p.period, ZERO) + p.amount
-        return dict(sorted(sums.items()))
+        return {k: pounds(v) for k, v in self._sums[4].items()}
 
-    def to_dict(self) -> dict:
+    @property
+    def subjects_paid(self) -> int:
+        return self._sums[5]
+
+    def _head(self) -> dict:
+        total, unfunded, outcomes, funders, periods, paid = self._sums
         caps: dict[str, Any] = {}
         for c in self.caps:
             entry = {"limit": money_text(c.limit), "used": money_text(c.used), "headroom": money_text(c.headroom)}
@@ -161,13 +328,13 @@ class Statement:
             "contract": self.contract,
             "as_of": self.as_of.isoformat(),
             "currency": self.currency,
-            "total": money_text(self.total),
-            "by_outcome": {k: money_text(v) for k, v in self.by_outcome().items()},
-            "by_funder": {k: money_text(v) for k, v in self.by_funder().items()},
-            "by_period": {k: money_text(v) for k, v in self.by_period().items()},
+            "total": pence_text(total),
+            "by_outcome": {k: pence_text(v) for k, v in outcomes.items()},
+            "by_funder": {k: pence_text(v) for k, v in funders.items()},
+            "by_period": {k: pence_text(v) for k, v in periods.items()},
         }
         if self.show_unfunded:
-            d["unfunded"] = money_text(self.unfunded)
+            d["unfunded"] = pence_text(unfunded)
         d["caps"] = caps
         cohorts = {name: {k: json_value(v) for k, v in fig.items()} for name, pool, fig in self.blocks if not pool}
         if cohorts:
@@ -175,66 +342,94 @@ class Statement:
         for name, pool, fig in self.blocks:
             if pool:
                 d[name] = {k: json_value(v) for k, v in fig.items()}
-        d["subjects"] = {
-            "evaluated": self.subjects_evaluated,
-            "eligible": self.subjects_eligible,
-            "paid": len({p.subject for p in self.payments}),
-        }
+        d["subjects"] = {"evaluated": self.subjects_evaluated, "eligible": self.subjects_eligible, "paid": paid}
+        return d
+
+    def to_dict(self) -> dict:
+        d = self._head()
         d["payments"] = [p.to_dict(self.show_unfunded) for p in self.payments]
         return d
 
+    def write_json(self, out: TextIO) -> None:
+        """Write the statement as JSON: the totals, then one line per payment, in payment order."""
+        out.write(head_json(self._head()))
+        formatter = LineFormatter(self.outcomes, self.show_unfunded)
+        line = formatter.line
+        buffer: list[str] = []
+        separator = FIRST_PAYMENT
+        for r in self.rows:
+            buffer.append(separator + line(r))
+            separator = PAYMENT_SEPARATOR
+            if len(buffer) >= 8192:
+                out.write("".join(buffer))
+                buffer.clear()
+        out.write("".join(buffer))
+        out.write(PAYMENTS_END if self.rows else EMPTY_PAYMENTS_END)
+
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n"
+        out = io.StringIO()
+        self.write_json(out)
+        return out.getvalue()
 
     def to_csv(self) -> str:
         out = io.StringIO()
+        self.write_csv(out)
+        return out.getvalue()
+
+    def write_csv(self, out: TextIO) -> None:
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(
             ["subject", "outcome", "occurrence", "date", "period", "tariff", "amount", "cuts", *self.funders,
              "unfunded"]
         )
-        for p in self.payments:
-            shares = dict(p.funders)
-            cuts = "; ".join(f"{c.cap} {money_text(c.amount)}" for c in p.cuts)
+        for r in self.rows:
+            shares = dict(r[FUNDERS])
+            cuts = "; ".join(f"{c} {pence_text(p)}" for c, p in r[CUTS])
             writer.writerow(
-                [p.subject, p.outcome, p.occurrence or "", p.date.isoformat(), p.period, money_text(p.tariff),
-                 money_text(p.amount), cuts, *(money_text(shares[f]) if f in shares else "" for f in self.funders),
-                 money_text(p.unfunded)]
+                [r[SUBJECT], self.outcomes[r[OUTCOME]], r[OCCURRENCE] or "",
+                 datetime.date.fromordinal(r[DAY]).isoformat(), _month(r[DAY]), pence_text(r[TARIFF]),
+                 pence_text(r[AMOUNT]), cuts, *(pence_text(shares[f]) if f in shares else "" for f in self.funders),
+                 pence_text(r[UNFUNDED])]
             )
-        return out.getvalue()
 
     def to_table(self) -> str:
         """A report for a terminal: totals by outcome, funder and period."""
+        total, unfunded, outcomes, funders, periods, paid = self._sums
         lines = [
             f"Statement for {self.contract} as of {self.as_of.isoformat()} ({self.currency})",
             f"Subjects evaluated: {self.subjects_evaluated}, eligible: {self.subjects_eligible}, "
-            f"paid: {len({p.subject for p in self.payments})}; payments: {len(self.payments)}",
+            f"paid: {paid}; payments: {len(self.rows)}",
             "",
         ]
 
-        def block(title: str, rows: dict[str, Decimal]) -> None:
-            width = max([len(title)] + [len(k) for k in rows]) + 2
-            amounts = [money_text(v) for v in rows.values()] + [money_text(sum(rows.values(), ZERO))]
-            aw = max(len(a) for a in amounts) + 2
+        def block(title: str, rows: dict[str, int]) -> None:
+            shown = {k: _grouped(v) for k, v in rows.items()}
+            all_total = _grouped(sum(rows.values()))
+            width = max([len(title), len("total")] + [len(k) for k in rows]) + 2
+            aw = max([len("amount"), len(all_total)] + [len(a) for a in shown.values()]) + 2
             lines.append(f"{title:<{width}}{'amount':>{aw}}")
             lines.append("-" * (width + aw))
-            for k, v in rows.items():
-                lines.append(f"{k:<{width}}{money_text(v):>{aw}}")
+            for k, a in shown.items():
+                lines.append(f"{k:<{width}}{a:>{aw}}")
             lines.append("-" * (width + aw))
-            lines.append(f"{'total':<{width}}{money_text(sum(rows.values(), ZERO)):>{aw}}")
+            lines.append(f"{'total':<{width}}{all_total:>{aw}}")
             lines.append("")
 
-        block("outcome", self.by_outcome())
-        block("funder", self.by_funder())
-        block("period", self.by_period())
-        cut = [p for p in self.payments if p.cuts]
+        block("outcome", outcomes)
+        block("funder", funders)
+        block("period", periods)
+        cut = [r for r in self.rows if r[CUTS]]
         if cut:
-            lines.append(f"Payments cut by caps: {len(cut)}, "
-                         f"{money_text(sum((c.amount for p in cut for c in p.cuts), ZERO))} in all")
+            lines.append(f"Payments cut by caps: {len(cut)}, {_grouped(sum(p for r in cut for _, p in r[CUTS]))} in all")
         if self.show_unfunded:
-            lines.append(f"Unfunded: {money_text(self.unfunded)}")
+            lines.append(f"Unfunded: {_grouped(unfunded)}")
         for c in self.caps:
             label = c.name + (f" {c.period}" if c.period else "")
-            lines.append(f"Cap {label}: limit {money_text(c.limit)}, used {money_text(c.used)}, "
-                         f"headroom {money_text(c.headroom)}")
+            lines.append(f"Cap {label}: limit {c.limit:,.2f}, used {c.used:,.2f}, headroom {c.headroom:,.2f}")
         return "\n".join(lines).rstrip() + "\n"
+
+
+def _grouped(p: int) -> str:
+    sign = "-" if p < 0 else ""
+    p = abs(p)
+    return f"{sign}{p // 100:,}.{p % 100:02d}"

@@ -1,0 +1,169 @@
+"""Using both cores: the first pass split between processes by subject, merged in payment order.
+
+Subjects are cut into contiguous ranges of their sorted ids, one per process
+(forked, so each inherits the loaded tables without copying them). When a
+contract's payments can be finished subject by subject (every cap per
+subject, no ceilings, no `paid`), each process also writes its payments' JSON
+lines, in chunks of subjects, each chunk grouped by day; the parent then
+copies the chunks day by day, first process first. Because every subject of
+the first range sorts before every subject of the second, this is exactly the
+single-process order, byte for byte. Otherwise each process returns its
+subjects' claims and the parent takes them through the caps and ceilings in
+one ordered pass.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import tempfile
+from typing import TextIO
+
+from .evaluator import Evaluation, EvaluationErrors, SubjectResult
+from .statement import FIRST_PAYMENT, PAYMENT_SEPARATOR, LineFormatter, Statement, Totals, head_json
+from .statement import EMPTY_PAYMENTS_END, PAYMENTS_END
+
+# Below this many subjects a second process costs more than it saves.
+PARALLEL_FROM = 20_000
+CHUNK = 25_000  # subjects a worker formats before writing them out
+
+_RUN: Evaluation | None = None  # inherited by forked workers
+
+
+def workers_for(run: Evaluation, requested: int | None) -> int:
+    if requested is not None:
+        return max(1, requested)
+    if len(run.subject_rows) < PARALLEL_FROM or "fork" not in multiprocessing.get_all_start_methods():
+        return 1
+    if run.keeps_frames:
+        return 1  # claims that carry a subject's frame stay in this process
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+def _ranges(run: Evaluation, parts: int) -> list[list[tuple]]:
+    key = run.key_index
+    ordered = sorted(run.subject_rows, key=lambda r: r[key])
+    size = -(-len(ordered) // parts)
+    return [ordered[i: i + size] for i in range(0, len(ordered), size)] or [[]]
+
+
+def _first_pass(rows: list[tuple]):
+    results, errors = _RUN.first_pass(rows)
+    return [(r.subject, r.eligible, r.days, r.excluded, r.claims) for r in results], [str(e) for e in errors]
+
+
+def first_pass(run: Evaluation, workers: int) -> list[SubjectResult]:
+    """The first pass over every subject, split between `workers` processes."""
+    global _RUN
+    if workers <= 1:
+        results, errors = run.first_pass()
+        if errors:
+            raise EvaluationErrors(errors)
+        return results
+    _RUN = run
+    try:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            parts = pool.map(_first_pass, _ranges(run, workers))
+    finally:
+        _RUN = None
+    errors = [e for _, errs in parts for e in errs]
+    if errors:
+        raise EvaluationErrors([_Message(e) for e in errors])
+    return [SubjectResult(*r) for results, _ in parts for r in results]
+
+
+class _Message(Exception):
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+def _format_part(job: tuple) -> tuple:
+    rows, folder, number = job
+    run = _RUN
+    formatter = LineFormatter(tuple(o.name for o in run.program.outcomes), False)
+    totals = Totals(len(run.program.outcomes), run.program.funders)
+    path = os.path.join(folder, f"part-{number}.json")
+    segments: list[tuple[int, int, int, int]] = []  # (day, chunk, offset, length)
+    eligible = 0
+    errors: list[str] = []
+    with open(path, "wb") as out:
+        offset = 0
+        for chunk_number, start in enumerate(range(0, len(rows), CHUNK)):
+            results, errs = run.first_pass(rows[start: start + CHUNK])
+            errors.extend(str(e) for e in errs)
+            eligible += sum(1 for r in results if r.eligible)
+            by_day: dict[int, list[str]] = {}
+            for r in results:
+                totals.add(r.claims)
+                for row in r.claims:
+                    lines = by_day.get(row[0])
+                    if lines is None:
+                        by_day[row[0]] = lines = []
+                    lines.append(PAYMENT_SEPARATOR + formatter.line(row))
+            for day in sorted(by_day):
+                data = "".join(by_day[day]).encode("utf-8")
+                out.write(data)
+                segments.append((day, chunk_number, offset, len(data)))
+                offset += len(data)
+    return path, segments, totals, len(rows), eligible, errors
+
+
+def write_json(run: Evaluation, out: TextIO, workers: int) -> None:
+    """Evaluate and write the JSON statement, formatting payments in `workers` processes.
+
+    Only for contracts whose payments finish subject by subject (run.decomposable)."""
+    global _RUN
+    assert run.decomposable
+    program = run.program
+    with tempfile.TemporaryDirectory(prefix="pbr-") as folder:
+        _RUN = run
+        try:
+            jobs = [(rows, folder, i) for i, rows in enumerate(_ranges(run, workers))]
+            with multiprocessing.get_context("fork").Pool(workers) as pool:
+                parts = pool.map(_format_part, jobs)
+        finally:
+            _RUN = None
+        errors = [e for part in parts for e in part[5]]
+        if errors:
+            raise EvaluationErrors([_Message(e) for e in errors])
+        totals = Totals(len(program.outcomes), program.funders)
+        for part in parts:
+            totals.merge(part[2])
+        head = Statement(
+            contract=program.name,
+            as_of=run.as_of_date,
+            currency=program.currency,
+            rows=(),
+            outcomes=tuple(o.name for o in program.outcomes),
+            funders=program.funders,
+            every_outcome="outcome" in program.statement_parts,
+            every_funder="funder" in program.statement_parts,
+            show_unfunded=False,
+            caps=tuple(run.ordered.cap_uses()),
+            subjects_evaluated=sum(part[3] for part in parts),
+            subjects_eligible=sum(part[4] for part in parts),
+        )
+        head.__dict__["totals"] = totals
+        out.write(head_json(head._head()))
+        out.flush()
+        days = sorted({seg[0] for part in parts for seg in part[1]})
+        index = [{} for _ in parts]
+        for i, part in enumerate(parts):
+            for day, chunk, offset, length in part[1]:
+                index[i].setdefault(day, []).append((offset, length))
+        handles = [open(part[0], "rb") for part in parts]
+        try:
+            first = True
+            for day in days:
+                for i, handle in enumerate(handles):
+                    for offset, length in index[i].get(day, ()):
+                        handle.seek(offset)
+                        text = handle.read(length).decode("utf-8")
+                        if first:
+                            text = FIRST_PAYMENT + text[len(PAYMENT_SEPARATOR):]
+                            first = False
+                        out.write(text)
+        finally:
+            for handle in handles:
+                handle.close()
+        out.write(EMPTY_PAYMENTS_END if first else PAYMENTS_END)
