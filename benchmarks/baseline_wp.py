@@ -264,7 +264,7 @@ def main(argv=None) -> int:
     parser.add_argument("data_dir")
     parser.add_argument("--as-of", required=True, help="evaluation date, YYYY-MM-DD")
     parser.add_argument("--output", help="write the JSON statement here (default: standard output)")
-    parser.add_argument("--timing", action="store_true", help="print evaluate / write times to standard error")
+    parser.add_argument("--timing", action="store_true", help="print evaluate / write times (JSON) to standard error")
     args = parser.parse_args(argv)
     as_of = datetime.date.fromisoformat(args.as_of)
     # A batch run that builds millions of small acyclic tuples: the cyclic garbage
@@ -285,7 +285,7 @@ def main(argv=None) -> int:
         write_statement(statement, sys.stdout)
     t2 = time.perf_counter()
     if args.timing:
-        print(f"evaluate {t1 - t0:.2f}s, write {t2 - t1:.2f}s, {n_payments} payments", file=sys.stderr)
+        print(json.dumps({"evaluate": t1 - t0, "write": t2 - t1, "payments": n_payments}), file=sys.stderr)
     return 0
 
 

@@ -19,6 +19,7 @@ import attrs
 from . import nodes as n
 from . import types as t
 from .errors import ContractCheckError, Diagnostic
+from .limits import MAX_DEFINITION_CHAIN, MAX_DIAGNOSTICS, MAX_EXPRESSION_DEPTH
 from .program import (
     COHORT_FIELDS,
     Band,
@@ -42,6 +43,16 @@ PERIOD_SCOPES = {"month", "financial_year"}
 def _suggest(name: str, candidates) -> str | None:
     close = difflib.get_close_matches(name, sorted(set(candidates)), n=1, cutoff=0.6)
     return f"did you mean `{close[0]}`?" if close else None
+
+
+class _Stop(Exception):
+    """Raised when MAX_DIAGNOSTICS errors have been found: checking stops there."""
+
+
+# How deep checking may nest expressions, counting through definitions it has
+# to check on the way. Definitions are checked after the ones they use, so this
+# only grows past one expression's depth around a circle of definitions (E107).
+_MAX_CHECK_NESTING = MAX_EXPRESSION_DEPTH + 20
 
 
 class _Scope:
@@ -77,11 +88,20 @@ class Checker:
         self._paid_used = False
         self._deps: list[set[str]] = []
         self._per_subject: list[bool] = []
+        self._errors = 0  # errors reported (checking stops at MAX_DIAGNOSTICS)
+        self._speculating = 0  # inside a look whose problems are thrown away (see _x_Ref_plain)
+        self._nesting = 0  # expressions being checked, one inside another
+        self._table_names_cache = frozenset(d.name for d in tree.declarations if isinstance(d, n.TableDecl))
 
     # ---- reporting ---------------------------------------------------------------
 
     def error(self, code: str, message: str, span: Span | None, hint: str | None = None) -> None:
         self.problems.append(Diagnostic(code, message, span, hint))
+        if not self._speculating:
+            self._errors += 1
+            if self._errors > MAX_DIAGNOSTICS:
+                self.problems.pop()
+                raise _Stop()
 
     def warn(self, code: str, message: str, span: Span | None, hint: str | None = None) -> None:
         self.problems.append(Diagnostic(code, message, span, hint, severity="warning"))
@@ -165,6 +185,12 @@ class Checker:
         if not self.funders:
             self.error("E108", "the contract names no funder", self.tree.span, hint="add: funder DWP")
 
+        # Each definition after the ones it uses, so that checking one never has
+        # to stop and check another first (which, down a long chain, would
+        # recurse once a link); only around a circle does it still recurse.
+        for name in self._let_check_order():
+            self._let(name)
+
         eligible = None
         for d in decls:
             if isinstance(d, n.EligibleDecl):
@@ -173,15 +199,14 @@ class Checker:
                                hint="join them with `and`")
                 eligible = self._condition(d.condition, _Scope())
 
-        for name in self.let_decls:
-            self._let(name)
-
         outcomes = []
         for name, d in self.outcome_decls.items():
             outcomes.append(self._outcome(d, default_shares))
         order = {o.name: i for i, o in enumerate(outcomes)}
         outcomes = [attrs.evolve(o, index=order[o.name]) for o in outcomes]
         self._outcome_cycles(outcomes)
+        if not any(p.severity == "error" for p in self.problems):
+            self._chain_lengths(outcomes)
 
         cohorts = self._cohorts(cohorts_decls[0]) if cohorts_decls else None
 
@@ -219,28 +244,32 @@ class Checker:
         if not self.declare(d.name, "an enumeration", d.span):
             return
         seen: list[str] = []
+        seen_set: set[str] = set()
         for v in d.values:
-            if v.name in seen:
+            if v.name in seen_set:
                 self.error("E103", f"`{v.name}` appears twice in enumeration `{d.name}`", v.span)
             seen.append(v.name)
+            seen_set.add(v.name)
         self.enums[d.name] = tuple(seen)
 
     def _band(self, d: n.BandDecl) -> None:
         if not self.declare(d.name, "a band", d.span):
             return
-        labels: list[str] = []
+        labels: set[str] = set()
         entries = []
+        first_span: dict[str, Span | None] = {}
         for e in d.entries:
             if e.label in labels:
                 self.error("E103", f"band `{d.name}` names `{e.label}` twice", e.span)
-            labels.append(e.label)
+            labels.add(e.label)
+            first_span.setdefault(e.label, e.span)
             if e.end is not None and e.end < e.start:
                 self.error("E120", f"band `{e.label}` ends before it starts", e.span)
             entries.append((e.label, e.start, e.end))
         ordered = sorted(entries, key=lambda x: x[1])
         for (la, sa, ea), (lb, sb, eb) in zip(ordered, ordered[1:]):
             if ea is None or ea >= sb:
-                span = next(e.span for e in d.entries if e.label == lb)
+                span = first_span[lb]
                 self.error("E121", f"bands `{la}` and `{lb}` of `{d.name}` overlap", span,
                            hint="a date must fall in at most one band")
         self.bands[d.name] = Band(d.name, tuple(ordered), span=d.span)
@@ -258,8 +287,8 @@ class Checker:
         return t.TEXT, None
 
     @property
-    def _table_names(self) -> set[str]:
-        return {d.name for d in self.tree.declarations if isinstance(d, n.TableDecl)}
+    def _table_names(self) -> frozenset[str]:
+        return self._table_names_cache
 
     def _table_fields(self, d: n.TableDecl) -> None:
         if not self.declare(d.name, "a table", d.span):
@@ -424,11 +453,13 @@ class Checker:
             columns = [d.name]
             row_values = self._key_values(keys[0])
             col_values = self._key_values(keys[1])
+            col_set = set(col_values)
             for c in header.cells[1:]:
-                if c.name not in col_values:
+                if c.name not in col_set:
                     self.error("E104", f"`{c.name}` is not a value of `{d.keys[1]}`", c.span,
                                hint=_suggest(c.name, col_values))
-            missing = [v for v in col_values if v not in head[1:]]
+            header_set = set(head[1:])
+            missing = [v for v in col_values if v not in header_set]
             if missing:
                 self.error("E105", f"tariff `{d.name}` has no column for {_list(missing)} of `{d.keys[1]}`",
                            header.span, hint="every value needs a column (write `none` where nothing is paid)")
@@ -438,9 +469,10 @@ class Checker:
         cells: dict[str, dict] = {c: {} for c in columns}
         value_types: dict[str, t.Type] = {c: t.NONE for c in columns}
         seen_rows: set[str] = set()
+        row_set = set(row_values)
         for row in body:
             first = row.cells[0]
-            if not isinstance(first, n.CellName) or first.name not in row_values:
+            if not isinstance(first, n.CellName) or first.name not in row_set:
                 shown = getattr(first, "name", getattr(first, "value", "?"))
                 self.error("E104", f"`{shown}` is not a value of `{d.keys[0]}`", first.span,
                            hint=_suggest(str(shown), row_values))
@@ -516,20 +548,122 @@ class Checker:
         return let
 
     def _let_order(self) -> list[Let]:
+        """Definitions, each after those it uses (depth first, in declared order; no recursion)."""
         out: list[Let] = []
         done: set[str] = set()
-
-        def visit(name: str) -> None:
-            if name in done or name not in self.lets:
-                return
-            done.add(name)
-            for dep in sorted(self.lets[name].deps):
-                visit(dep)
-            out.append(self.lets[name])
-
-        for name in self.let_decls:
-            visit(name)
+        for root in self.let_decls:
+            if root in done or root not in self.lets:
+                continue
+            done.add(root)
+            stack = [(root, iter(sorted(self.lets[root].deps)))]
+            while stack:
+                name, deps = stack[-1]
+                for dep in deps:
+                    if dep not in done and dep in self.lets:
+                        done.add(dep)
+                        stack.append((dep, iter(sorted(self.lets[dep].deps))))
+                        break
+                else:
+                    stack.pop()
+                    out.append(self.lets[name])
         return out
+
+    def _let_check_order(self) -> list[str]:
+        """The order to check definitions in: each after the ones it names, circles together.
+
+        What a definition uses is read from its text (names that are not bound
+        by an aggregate around them, and `x.NAME` for definitions of records),
+        which is all it can use and maybe more. Circles of definitions (each
+        strongly connected group) come out together, in declared order, after
+        what they use; checking them reports the circle (E107).
+        """
+        names = list(self.let_decls)
+        derived = {name for name, d in self.let_decls.items() if d.table is not None}
+        graph = {name: _names_used(d, self.let_decls, derived) for name, d in self.let_decls.items()}
+        position = {name: i for i, name in enumerate(names)}
+        # Tarjan's algorithm without recursion: groups come out after the groups they use.
+        index: dict[str, int] = {}
+        low: dict[str, int] = {}
+        on_stack: set[str] = set()
+        stack: list[str] = []
+        order: list[str] = []
+        counter = 0
+        for root in names:
+            if root in index:
+                continue
+            work = [(root, iter(graph[root]))]
+            index[root] = low[root] = counter
+            counter += 1
+            stack.append(root)
+            on_stack.add(root)
+            while work:
+                name, deps = work[-1]
+                for dep in deps:
+                    if dep not in index:
+                        index[dep] = low[dep] = counter
+                        counter += 1
+                        stack.append(dep)
+                        on_stack.add(dep)
+                        work.append((dep, iter(graph[dep])))
+                        break
+                    if dep in on_stack:
+                        low[name] = min(low[name], index[dep])
+                else:
+                    work.pop()
+                    if work:
+                        parent = work[-1][0]
+                        low[parent] = min(low[parent], low[name])
+                    if low[name] == index[name]:
+                        group = []
+                        while True:
+                            x = stack.pop()
+                            on_stack.discard(x)
+                            group.append(x)
+                            if x == name:
+                                break
+                        order.extend(sorted(group, key=position.__getitem__))
+        return order
+
+    def _chain_lengths(self, outcomes: list[Outcome]) -> None:
+        """Refuse a chain of more than MAX_DEFINITION_CHAIN definitions and outcomes, each using the next.
+
+        The compiler orders definitions and outcomes by following these chains
+        (one Python frame a link), so a chain of thousands would exhaust the stack.
+        """
+        deps: dict[str, frozenset[str]] = {name: let.deps for name, let in self.lets.items()}
+        spans: dict[str, Span | None] = {name: let.span for name, let in self.lets.items()}
+        for o in outcomes:
+            deps[o.name] = o.deps
+            spans[o.name] = o.span
+        longest: dict[str, int] = {}
+        for root in deps:
+            if root in longest:
+                continue
+            active = {root}
+            work = [(root, iter(sorted(deps[root])))]
+            while work:
+                name, it = work[-1]
+                for dep in it:
+                    if dep in deps and dep not in longest and dep not in active:
+                        active.add(dep)
+                        work.append((dep, iter(sorted(deps[dep]))))
+                        break
+                else:
+                    work.pop()
+                    active.discard(name)
+                    longest[name] = 1 + max((longest.get(d, 0) for d in deps[name] if d in deps), default=0)
+        position = {name: i for i, name in enumerate(deps)}
+        worst = max(longest, key=lambda x: (longest[x], -position[x]), default=None)
+        if worst is not None and longest[worst] > MAX_DEFINITION_CHAIN:
+            chain = [worst]
+            while len(chain) < 4:
+                nxt = [d for d in deps[chain[-1]] if d in longest and longest[d] == longest[chain[-1]] - 1]
+                if not nxt:
+                    break
+                chain.append(sorted(nxt)[0])
+            self.error("E004", f"`{worst}` depends on a chain of {longest[worst]} definitions and outcomes, "
+                       f"each using the next: {' -> '.join(chain)} -> ...", spans[worst],
+                       hint=f"no more than {MAX_DEFINITION_CHAIN} are allowed; no contract needs more than a few")
 
     def _outcome(self, d: n.OutcomeDecl, default_shares) -> Outcome:
         self._checking.append(d.name)
@@ -639,22 +773,33 @@ class Checker:
             return found
 
         graph = {o.name: outcome_deps(o) for o in outcomes}
-        state: dict[str, int] = {}
-
-        def visit(name: str, path: list[str]) -> None:
-            state[name] = 1
-            for dep in sorted(graph[name]):
-                if state.get(dep) == 1:
-                    cycle = path[path.index(dep):] + [dep] if dep in path else [name, dep]
-                    self.error("E107", f"outcome `{dep}` depends on itself: {' -> '.join(cycle)}", by_name[dep].span,
-                               hint="outcomes cannot depend on each other in a circle")
-                elif state.get(dep) is None:
-                    visit(dep, path + [dep])
-            state[name] = 2
-
-        for name in graph:
-            if state.get(name) is None:
-                visit(name, [name])
+        state: dict[str, int] = {}  # 1: on the current path, 2: done
+        for root in graph:
+            if state.get(root) is not None:
+                continue
+            # Depth first, without recursion: `path` is the path from root, `work` its unvisited deps.
+            state[root] = 1
+            path = [root]
+            at = {root: 0}
+            work = [iter(sorted(graph[root]))]
+            while work:
+                name = path[-1]
+                for dep in work[-1]:
+                    if state.get(dep) == 1:
+                        cycle = path[at[dep]:] + [dep] if dep in at else [name, dep]
+                        self.error("E107", f"outcome `{dep}` depends on itself: {' -> '.join(cycle)}",
+                                   by_name[dep].span, hint="outcomes cannot depend on each other in a circle")
+                    elif state.get(dep) is None:
+                        state[dep] = 1
+                        at[dep] = len(path)
+                        path.append(dep)
+                        work.append(iter(sorted(graph[dep])))
+                        break
+                else:
+                    work.pop()
+                    state[name] = 2
+                    del at[name]
+                    path.pop()
 
     def _scopes(self, scopes: tuple[n.Scope, ...]) -> tuple[str, ...]:
         out = []
@@ -780,7 +925,17 @@ class Checker:
 
     def expr(self, e: n.Expr, scope: _Scope, expected: t.Type | None = None) -> n.Expr:
         method = getattr(self, "_x_" + type(e).__name__)
-        return method(e, scope, expected)
+        if self._nesting >= _MAX_CHECK_NESTING:
+            # Only around a circle of definitions (see _let_check_order): say so, and go no deeper.
+            chain = " -> ".join(self._checking[-6:])
+            self.error("E004", f"definitions use each other too deeply to check: ... {chain}", e.span,
+                       hint="a definition cannot depend on itself, directly or through others")
+            return self._bad(e)
+        self._nesting += 1
+        try:
+            return method(e, scope, expected)
+        finally:
+            self._nesting -= 1
 
     def _bad(self, e: n.Expr) -> n.Expr:
         return attrs.evolve(e, type=None)
@@ -826,9 +981,11 @@ class Checker:
         name = e.name
         if not report:
             saved = (list(self.problems), [set(d) for d in self._deps], list(self._per_subject))
+            self._speculating += 1
             try:
                 out = self._x_Ref_plain(e, scope, expected)
             finally:
+                self._speculating -= 1
                 failed = len(self.problems) > len(saved[0])
                 self.problems[:] = saved[0]
                 self._deps[:] = saved[1]
@@ -1276,6 +1433,62 @@ def _list(items) -> str:
     return ", ".join(items)
 
 
+def _names_used(d: n.LetDecl, lets, derived: set[str]) -> list[str]:
+    """The definitions a definition's text names: bare names not bound around them, and `x.NAME`.
+
+    Walks the tree with a stack (no recursion), keeping the names bound by the
+    aggregates around each node, as the checker's scopes do.
+    """
+    found: dict[str, None] = {}
+    start = frozenset({d.binder}) if d.binder else frozenset()
+    stack: list[tuple[Any, frozenset]] = [(d.expr, start)]
+    while stack:
+        node, bound = stack.pop()
+        if isinstance(node, tuple):
+            stack.extend((x, bound) for x in node)
+            continue
+        if not isinstance(node, n.Node):
+            continue
+        if isinstance(node, n.Ref):
+            if node.name in lets and node.name not in bound:
+                found[node.name] = None
+            continue
+        if isinstance(node, n.Field) and node.name in derived:
+            found[node.name] = None
+        binding = getattr(node, "binding", None)
+        for a in attrs.fields(type(node)):
+            if a.name in ("span", "type", "meaning", "slot"):
+                continue
+            value = getattr(node, a.name)
+            if isinstance(binding, n.Binding) and a.name != "binding" and not (
+                isinstance(node, n.FirstRun) and a.name == "length"
+            ):
+                stack.append((value, bound | {binding.name}))
+            elif isinstance(value, n.Binding):
+                stack.append((value.source, bound))
+                if value.where is not None:
+                    stack.append((value.where, bound | {value.name}))
+            else:
+                stack.append((value, bound))
+    return list(found)
+
+
 def check(tree: n.ContractTree) -> Program:
-    """Check a parsed contract; raise ContractCheckError with every problem found."""
-    return Checker(tree).run()
+    """Check a parsed contract; raise ContractCheckError with every problem found.
+
+    Past MAX_DIAGNOSTICS errors, checking stops and says so.
+    """
+    checker = Checker(tree)
+    try:
+        return checker.run()
+    except _Stop:
+        source = tree.span.source if tree.span else None
+        problems = list(checker.problems)
+        if source is not None:
+            lines = source.text.split("\n")
+            span = Span.at(source, len(lines), len(lines[-1]) + 1)
+        else:
+            span = None
+        problems.append(Diagnostic("E005", f"too many problems: only the first {MAX_DIAGNOSTICS} found are listed",
+                                   span, hint="put these right and check again"))
+        raise ContractCheckError(problems) from None

@@ -8,7 +8,9 @@ import sys
 from pathlib import Path
 
 from . import __name__ as _pkg  # noqa: F401
-from . import explain
+import attrs
+
+from . import explain, ledger
 from .contract import Contract, load
 from .errors import ContractError, PbrError, UsageError
 
@@ -34,6 +36,9 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--as-of", required=True, type=_date, metavar="YYYY-MM-DD", help="the evaluation date")
     e.add_argument("--format", choices=("table", "json", "csv"), default="table", help="output form (default table)")
     e.add_argument("--output", metavar="FILE", help="write to FILE instead of standard output")
+    e.add_argument("--paid", metavar="STATEMENT",
+                   help="the previous run's statement (json): add what each payment paid before and what is due "
+                        "now, and list clawbacks")
     e.add_argument("--workers", type=int, metavar="N",
                    help="processes to evaluate with (default: 2 on a 2-core machine when there are 20,000+ subjects)")
     e.add_argument("--explain", action="store_true",
@@ -92,10 +97,15 @@ def run(argv: list[str] | None = None) -> int:
             found = explain.explain(contract, dataset, args.as_of, args.subject)
             _write(found.to_json() if args.format == "json" else found.to_text(), args.output)
             return 0
-        if args.format == "json" and not args.explain:
+        if args.format == "json" and not args.explain and not args.paid:
             _stream(lambda out: contract.write_json(dataset, args.as_of, out, args.workers), args.output)
             return 0
         statement = contract.evaluate(dataset, args.as_of, args.workers)
+        if args.paid:
+            previous = ledger.read(args.paid)
+            if previous.contract != contract.name:
+                raise UsageError(f"{args.paid}: is a statement for `{previous.contract}`, not `{contract.name}`")
+            statement = attrs.evolve(statement, ledger=previous)
         if args.explain:
             statement = explain.reasons(contract, dataset, args.as_of, statement)
         if args.format == "table":

@@ -23,7 +23,7 @@ from . import nodes as n
 from .calendar import financial_year_label, iso, month_label
 
 from .compiler import AS_OF, INDEXES, LEDGER, SUBJECT, TRACE, CompiledContract, recurrences
-from .data import Dataset, Table
+from .data import Dataset, Table, no_cycle_collection
 from .errors import DataError, DataProblem, EvaluationError
 from .money import ZERO, exact_context, round_money
 from .statement import CapUse, Statement, Totals, pence_text, pounds
@@ -467,7 +467,7 @@ class Evaluation:
 def evaluate(compiled: CompiledContract, dataset: Dataset, as_of: datetime.date, workers: int | None = None) -> Statement:
     from . import parallel
 
-    with decimal.localcontext(exact_context()):
+    with decimal.localcontext(exact_context()), no_cycle_collection():
         check_rows(compiled, dataset, as_of.toordinal())
         run = Evaluation(compiled, dataset, as_of)
         results = parallel.first_pass(run, parallel.workers_for(run, workers))
@@ -479,7 +479,7 @@ def write_json(compiled: CompiledContract, dataset: Dataset, as_of: datetime.dat
     subject is formatted in several processes. The bytes are the same either way."""
     from . import parallel
 
-    with decimal.localcontext(exact_context()):
+    with decimal.localcontext(exact_context()), no_cycle_collection():
         check_rows(compiled, dataset, as_of.toordinal())
         run = Evaluation(compiled, dataset, as_of)
         n = parallel.workers_for(run, workers)

@@ -16,6 +16,7 @@ place in the text where it is exceeded, never as a RecursionError or a hang.
 | MAX_TOKENS                    | E005 | parser, a scan of the words and symbols      |
 | MAX_PREFIX_RUN                | E004 | parser, the same scan                        |
 | MAX_EXPRESSION_DEPTH          | E004 | parser, while the syntax tree is built       |
+| MAX_PARSE_STACK               | E004 | parser, while it reads each token            |
 | MAX_DECLARATIONS              | E005 | parser, after the tree is built              |
 | MAX_DEFINITION_CHAIN          | E004 | checker, over definitions and outcomes       |
 | MAX_DIAGNOSTICS               | E005 | parser and checker: reporting stops there    |
@@ -67,6 +68,18 @@ compiled closures one or two; so 100 levels stay far below Python's default
 recursion limit of 1,000 even when pbrlang is called from deep inside an
 application. The depth is measured as the parser builds the tree (bottom up,
 with no recursion), and parsing stops at the first node that goes past it.
+"""
+
+MAX_PARSE_STACK = 20 * MAX_EXPRESSION_DEPTH
+"""The most unfinished symbols the parser may hold at once: 2,000 (E004, as too deep).
+
+A construct that nests to the right (`if c then a else if ...`, `any x in t
+where any y in ...`) is built only when its end is reached; until then its
+parts wait on the LALR parser's stack, a few symbols a level. No grammar rule
+leaves more than ten symbols waiting for one level of nesting, so a stack of
+2,000 is a text nested well past MAX_EXPRESSION_DEPTH (or its brackets past
+MAX_NESTING), found after a few thousand tokens rather than after them all.
+(Long lists and chains do not grow the stack: the parser folds them as it goes.)
 """
 
 MAX_DECLARATIONS = 5_000

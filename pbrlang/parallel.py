@@ -31,12 +31,12 @@ _RUN: Evaluation | None = None  # inherited by forked workers
 
 
 def workers_for(run: Evaluation, requested: int | None) -> int:
+    if run.keeps_frames or "fork" not in multiprocessing.get_all_start_methods():
+        return 1  # claims that carry a subject's frame stay in this process
     if requested is not None:
         return max(1, requested)
-    if len(run.subject_rows) < PARALLEL_FROM or "fork" not in multiprocessing.get_all_start_methods():
+    if len(run.subject_rows) < PARALLEL_FROM:
         return 1
-    if run.keeps_frames:
-        return 1  # claims that carry a subject's frame stay in this process
     return max(1, min(2, os.cpu_count() or 1))
 
 

@@ -23,6 +23,7 @@ from .limits import (
     MAX_DIAGNOSTICS,
     MAX_EXPRESSION_DEPTH,
     MAX_NESTING,
+    MAX_PARSE_STACK,
     MAX_PREFIX_RUN,
     MAX_TOKENS,
 )
@@ -86,10 +87,38 @@ class _Tree(Tree):
         self.depth = depth
 
 
+class _StackTooDeep(Exception):
+    """Raised when the parser holds more than MAX_PARSE_STACK unfinished symbols (see limits)."""
+
+    def __init__(self, token):
+        super().__init__(str(token))
+        self.token = token
+
+
 @functools.cache
 def _lark() -> Lark:
     return Lark(grammar_text(), parser="lalr", propagate_positions=True, maybe_placeholders=True, cache=True,
                 tree_class=_Tree)
+
+
+def _parse_tree(text: str) -> _Tree:
+    """Lark's LALR parse, watching how deep its stack grows.
+
+    This is Lark's own parser loop (lalr_parser.parse_from_state) with one
+    check added after each token. A construct that nests to the right (`if
+    ... else if ...`, `any x in t where any ...`) is only built once its end
+    is reached; until then its parts wait on the parser's stack, so the stack
+    says how deep the text nests long before the tree can.
+    """
+    state = _lark().parse_interactive(text).parser_state
+    stack = state.state_stack
+    token = None
+    for token in state.lexer.lex(state):
+        state.feed_token(token)
+        if len(stack) > MAX_PARSE_STACK:
+            raise _StackTooDeep(token)
+    end = Token.new_borrow_pos("$END", "", token) if token else Token("$END", "", 0, 1, 1)
+    return state.feed_token(end, True)
 
 
 # Words for terminals, so a syntax error says what was expected in English.
@@ -556,26 +585,144 @@ _CLAUSE_WORDS = {
 }
 
 
-def _nesting_problem(source: Source) -> Diagnostic | None:
-    """Refuse absurd nesting before the parser recurses into it."""
-    depth = 0
-    line, column = 1, 0
-    for ch in source.text:
-        column += 1
-        if ch == "\n":
-            line, column = line + 1, 0
-        elif ch in "([":
+# One match per token of the grammar, near enough to count them: comments are
+# matched (and skipped) whole, and so are texts, so that a bracket, a `-` or a
+# `not` inside either is not counted.
+_SCAN = re.compile(
+    r"""(?P<comment>\#[^\n]*)"""
+    r"""|(?P<open>[(\[])|(?P<close>[)\]])"""
+    r"""|(?P<token>"[^"\n]*"|`[^`\n]*`|[A-Za-z_][A-Za-z0-9_]*|£[0-9][0-9,]*(?:\.[0-9]+)?"""
+    r"""|[0-9]{4}-[0-9]{2}-[0-9]{2}|[0-9]+(?:\.[0-9]+)?%?|[<>!]=|\S)"""
+)
+
+
+def _position(text: str, offset: int) -> tuple[int, int]:
+    """The 1-based line and column of a character offset, counting lines as the parser does."""
+    line = text.count("\n", 0, offset) + 1
+    column = offset - (text.rfind("\n", 0, offset) + 1) + 1
+    return line, column
+
+
+def _scan_problem(source: Source) -> Diagnostic | None:
+    """Refuse, before parsing, what no contract needs and would make parsing slow or deep.
+
+    One pass over the tokens (comments skipped): brackets nested more than
+    MAX_NESTING deep, more than MAX_PREFIX_RUN `not`s and `-`s in a row, and
+    more than MAX_TOKENS tokens. The first limit passed, in the order of the
+    text, is reported where it is passed. The pass stops there, so it costs
+    at most MAX_TOKENS steps whatever the size of the text.
+    """
+    text = source.text
+    depth = run = count = 0
+    for m in _SCAN.finditer(text):
+        kind = m.lastgroup
+        if kind == "comment":
+            continue
+        count += 1
+        if count > MAX_TOKENS:
+            return Diagnostic(
+                "E005",
+                f"the contract has more than {MAX_TOKENS:,} words, numbers and symbols",
+                Span.at(source, *_position(text, m.start())),
+                hint="comments are not counted; no schedule written by people comes near this",
+            )
+        if kind == "open":
+            run = 0
             depth += 1
             if depth > MAX_NESTING:
                 return Diagnostic(
                     "E004",
                     f"brackets are nested more than {MAX_NESTING} deep",
-                    Span.at(source, line, column),
+                    Span.at(source, *_position(text, m.start())),
                     hint="split the expression with `let` definitions",
                 )
-        elif ch in ")]":
+        elif kind == "close":
+            run = 0
             depth = max(0, depth - 1)
+        elif m.group() in ("-", "not"):
+            run += 1
+            if run > MAX_PREFIX_RUN:
+                return _prefix_run(source, Span.at(source, *_position(text, m.start()), len(m.group())))
+        else:
+            run = 0
     return None
+
+
+def _prefix_run(source: Source, span: Span) -> Diagnostic:
+    return Diagnostic(
+        "E004",
+        f"more than {MAX_PREFIX_RUN} `not`s or `-`s in a row",
+        span,
+        hint="two `not`s in a row cancel out, and so do two `-`s",
+    )
+
+
+def _node_span(source: Source, children: list) -> Span:
+    """Where the node made of these children stands (the parser has not placed it yet)."""
+    first = last = None
+    for c in children:
+        if isinstance(c, Token) and c.line is not None:
+            first = first or Span.from_token(source, c)
+            last = Span.from_token(source, c)
+        elif isinstance(c, Tree) and not c.meta.empty:
+            first = first or Span.from_meta(source, c.meta)
+            last = Span.from_meta(source, c.meta)
+    if first is None:
+        return Span.at(source, 1, 1)
+    return first.join(last)
+
+
+def _too_deep(source: Source, err: _TooDeep | _StackTooDeep) -> Diagnostic:
+    """The diagnostic for a node past MAX_EXPRESSION_DEPTH, in words for what made it deep."""
+    if isinstance(err, _StackTooDeep):
+        return Diagnostic(
+            "E004",
+            f"this expression is nested more than {MAX_EXPRESSION_DEPTH} levels deep",
+            Span.from_token(source, err.token),
+            hint="split the expression with `let` definitions",
+        )
+    span = _node_span(source, err.children)
+    # Follow the deepest path down from the node and see what it is mostly made of.
+    chains = prefixes = others = 0
+    data, children = err.data, err.children
+    for _ in range(MAX_EXPRESSION_DEPTH + 1):
+        if data in _CHAINS:
+            chains += 1
+        elif data in _PREFIXES:
+            prefixes += 1
+        elif data not in _CONTAINERS:
+            others += 1
+        deeper = [c for c in children if type(c) is _Tree]
+        if not deeper:
+            break
+        below = max(deeper, key=lambda c: c.depth)
+        data, children = below.data, below.children
+    if prefixes > chains + others:
+        return _prefix_run(source, span)
+    if chains > prefixes + others:
+        return Diagnostic(
+            "E004",
+            f"this expression chains more than {MAX_EXPRESSION_DEPTH} operators",
+            span,
+            hint="split the chain into parts with `let` definitions, and add up the parts",
+        )
+    return Diagnostic(
+        "E004",
+        f"this expression is nested more than {MAX_EXPRESSION_DEPTH} levels deep",
+        span,
+        hint="split the expression with `let` definitions",
+    )
+
+
+def _too_many(source: Source) -> Diagnostic:
+    """Said once, at the end, when a list of problems stops at MAX_DIAGNOSTICS."""
+    lines = source.text.split("\n")
+    return Diagnostic(
+        "E005",
+        f"too many problems: only the first {MAX_DIAGNOSTICS} found are listed",
+        Span.at(source, len(lines), len(lines[-1]) + 1),
+        hint="put these right and check again",
+    )
 
 
 _DECLARATION_WORDS = (
@@ -601,9 +748,17 @@ def _all_syntax_errors(source: Source, first: UnexpectedInput) -> list[Diagnosti
     for begin, end in bounds:
         chunk = "\n" * begin + "\n".join(lines[begin:end])
         try:
-            _lark().parse(chunk)
+            _parse_tree(chunk)
+        except (_TooDeep, _StackTooDeep) as err:
+            d = _too_deep(source, err)
+            if (d.span.line, d.span.column) not in seen and d.span.line > begin:
+                if len(found) >= MAX_DIAGNOSTICS:
+                    found.append(_too_many(source))
+                    break
+                seen.add((d.span.line, d.span.column))
+                found.append(d)
         except UnexpectedInput as err:
-            d = _syntax_error(Source(source.name, source.text), err)
+            d = _syntax_error(source, err)
             if isinstance(err, UnexpectedEOF) or getattr(getattr(err, "token", None), "type", "") == "$END":
                 # The declaration stops short: point at its last line, not at the end of the file.
                 last = end - 1
@@ -612,34 +767,53 @@ def _all_syntax_errors(source: Source, first: UnexpectedInput) -> list[Diagnosti
                 d = attrs.evolve(d, message="this declaration ends too early",
                                  span=Span.at(source, last + 1, len(lines[last]) + 1))
             if (d.span.line, d.span.column) not in seen and d.span.line > begin:
+                if len(found) >= MAX_DIAGNOSTICS:
+                    found.append(_too_many(source))
+                    break
                 seen.add((d.span.line, d.span.column))
                 found.append(d)
     return found
 
 
 def parse(text: str, name: str = "<contract>") -> n.ContractTree:
-    """Parse contract text into a syntax tree, or raise ContractSyntaxError."""
+    """Parse contract text into a syntax tree, or raise ContractSyntaxError.
+
+    Every limit in pbrlang.limits that concerns the text is enforced here, so
+    that the stages after it (which recurse over the tree) only ever see trees
+    they can handle.
+    """
     source = Source(name, text)
     if len(text.encode("utf-8", "surrogatepass")) > MAX_CONTRACT_BYTES:
         raise ContractSyntaxError(
             [Diagnostic("E005", f"the contract is larger than {MAX_CONTRACT_BYTES} bytes", Span.at(source, 1, 1))]
         )
-    problem = _nesting_problem(source)
+    problem = _scan_problem(source)
     if problem:
         raise ContractSyntaxError([problem])
     try:
-        tree = _lark().parse(text)
+        tree = _parse_tree(text)
     except UnexpectedInput as err:
         raise ContractSyntaxError(_all_syntax_errors(source, err)) from None
-    except RecursionError:
+    except (_TooDeep, _StackTooDeep) as err:
+        raise ContractSyntaxError([_too_deep(source, err)]) from None
+    except RecursionError:  # not expected: the limits above keep every stage shallow
         raise ContractSyntaxError(
             [Diagnostic("E004", "the contract is nested too deeply to read", Span.at(source, 1, 1))]
         ) from None
+    if len(tree.children) > MAX_DECLARATIONS:
+        extra = tree.children[MAX_DECLARATIONS]
+        raise ContractSyntaxError([Diagnostic(
+            "E005",
+            f"the contract has more than {MAX_DECLARATIONS:,} declarations",
+            Span.at(source, extra.meta.line, extra.meta.column) if not extra.meta.empty else Span.at(source, 1, 1),
+            hint="no schedule written by people comes near this",
+        )])
     builder = _Builder(source)
     try:
         result = builder.transform(tree)
     except VisitError as err:  # a bug in the builder, never the user's fault
         raise err.orig_exc from None
     if builder.problems:
-        raise ContractSyntaxError(builder.problems)
+        raise ContractSyntaxError(builder.problems[:MAX_DIAGNOSTICS]
+                                  + ([_too_many(source)] if len(builder.problems) > MAX_DIAGNOSTICS else []))
     return result

@@ -278,6 +278,8 @@ class Statement:
     subjects_evaluated: int = 0
     subjects_eligible: int = 0
     warnings: tuple[str, ...] = ()
+    excluded: tuple = ()  # (subject, (problem, ...)): subjects left out because their data is broken
+    ledger: Any = None  # pbrlang.ledger.Ledger: what the previous run paid
 
     @functools.cached_property
     def payments(self) -> tuple[Payment, ...]:
@@ -342,12 +344,64 @@ class Statement:
         for name, pool, fig in self.blocks:
             if pool:
                 d[name] = {k: json_value(v) for k, v in fig.items()}
-        d["subjects"] = {"evaluated": self.subjects_evaluated, "eligible": self.subjects_eligible, "paid": paid}
+        d["subjects"] = {"evaluated": self.subjects_evaluated, "eligible": self.subjects_eligible, "paid": paid,
+                         "excluded": len(self.excluded)}
+        if self.excluded:
+            d["excluded"] = [{"subject": subject, "problems": list(problems)} for subject, problems in self.excluded]
+        if self.ledger is not None:
+            d["ledger"] = self._ledger_summary()
         return d
+
+    def _previous(self, r: tuple):
+        return self.ledger.payments.get((r[SUBJECT], self.outcomes[r[OUTCOME]], r[OCCURRENCE]))
+
+    def _ledger_summary(self) -> dict:
+        """What was paid before, what is due now, and what must be clawed back."""
+        before = now = clawback = 0
+        by_funder: dict[str, int] = {}
+        seen = set()
+        for r in self.rows:
+            prev = self._previous(r)
+            seen.add((r[SUBJECT], self.outcomes[r[OUTCOME]], r[OCCURRENCE]))
+            paid = prev.amount if prev else 0
+            before += paid
+            now += r[AMOUNT] - paid
+            clawback += max(0, paid - r[AMOUNT])
+            old = dict(prev.funders) if prev else {}
+            for f, p in r[FUNDERS]:
+                by_funder[f] = by_funder.get(f, 0) + p - old.pop(f, 0)
+            for f, p in old.items():
+                by_funder[f] = by_funder.get(f, 0) - p
+        withdrawn = []
+        for key in sorted(set(self.ledger.payments) - seen):
+            prev = self.ledger.payments[key]
+            before += prev.amount
+            now -= prev.amount
+            clawback += prev.amount
+            for f, p in prev.funders:
+                by_funder[f] = by_funder.get(f, 0) - p
+            withdrawn.append({"subject": key[0], "outcome": key[1], "occurrence": key[2], "date": prev.date,
+                              "previously_paid": pence_text(prev.amount), "now_due": pence_text(-prev.amount)})
+        order = {f: i for i, f in enumerate(self.funders)}
+        return {
+            "file": self.ledger.file,
+            "as_of": self.ledger.as_of,
+            "previously_paid": pence_text(before),
+            "now_due": pence_text(now),
+            "now_due_by_funder": {f: pence_text(v) for f, v in sorted(by_funder.items(),
+                                                                       key=lambda x: order.get(x[0], len(order)))},
+            "clawback": pence_text(clawback),
+            "withdrawn": withdrawn,
+        }
 
     def to_dict(self) -> dict:
         d = self._head()
         d["payments"] = [p.to_dict(self.show_unfunded) for p in self.payments]
+        if self.ledger is not None:
+            for p, r in zip(d["payments"], self.rows):
+                prev = self._previous(r)
+                p["previously_paid"] = pence_text(prev.amount if prev else 0)
+                p["now_due"] = pence_text(r[AMOUNT] - (prev.amount if prev else 0))
         return d
 
     def write_json(self, out: TextIO) -> None:
@@ -355,6 +409,15 @@ class Statement:
         out.write(head_json(self._head()))
         formatter = LineFormatter(self.outcomes, self.show_unfunded)
         line = formatter.line
+        if self.ledger is not None:
+            plain = line
+
+            def line(r):  # noqa: F811  the same line, with what was paid before and what is due now
+                prev = self._previous(r)
+                paid = prev.amount if prev else 0
+                return (plain(r)[:-1] + f', "previously_paid": "{pence_text(paid)}", '
+                        f'"now_due": "{pence_text(r[AMOUNT] - paid)}"}}')
+
         buffer: list[str] = []
         separator = FIRST_PAYMENT
         for r in self.rows:

@@ -1,0 +1,180 @@
+"""Benchmark pbrlang against the hand-written Work Programme baseline, side by side in one run.
+
+    python benchmarks/run.py                      # 10k, 100k and 1M participants, 3 runs each
+    python benchmarks/run.py --sizes 10000 100000 --runs 5
+
+For each size it generates the data once (deterministic, benchmarks/data/), then
+measures, as the median of several runs:
+  - end to end: `pbr eval ... --format json --output FILE` and `baseline_wp.py
+    ... --output FILE` as separate processes (wall time, and peak memory: the
+    largest total resident memory of the process and its children, sampled);
+  - phases in one process: load (read and check the tables), evaluate, write
+    the JSON; the baseline's evaluate includes reading its CSV files;
+and, once, the contract's load time: cold `pbr check` (a new process) and warm
+parse + check + compile (in a process that has loaded a contract before).
+It checks that both statements agree, then prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+CONTRACT = ROOT / "examples" / "work-programme" / "contract.pbr"
+AS_OF = "2014-06-30"
+
+PHASES = r"""
+import io, json, sys, time, datetime
+import pbrlang
+from pbrlang import evaluator
+data, out = sys.argv[1], sys.argv[2]
+t0 = time.perf_counter()
+contract = pbrlang.load(sys.argv[3])
+dataset = contract.load_data([data])
+t1 = time.perf_counter()
+statement = contract.evaluate(dataset, datetime.date.fromisoformat(sys.argv[4]))
+t2 = time.perf_counter()
+with open(out, "w") as f:
+    statement.write_json(f)
+t3 = time.perf_counter()
+print(json.dumps({"load": t1 - t0, "evaluate": t2 - t1, "write": t3 - t2}))
+"""
+
+
+def _tree_rss_kb(pid: int) -> int:
+    """Resident memory of a process and all its descendants, in KB (Linux /proc)."""
+    total = 0
+    stack = [pid]
+    while stack:
+        p = stack.pop()
+        try:
+            with open(f"/proc/{p}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+                        break
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as f:
+                    stack.extend(int(c) for c in f.read().split())
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+    return total
+
+
+def timed(cmd: list[str]) -> tuple[float, int, str, str]:
+    """Wall time, peak memory of the process tree (KB), standard output and standard error."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    peak = 0
+    done = threading.Event()
+
+    def sample():
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, _tree_rss_kb(proc.pid))
+            time.sleep(0.02)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    out, err = proc.communicate()
+    elapsed = time.perf_counter() - start
+    done.set()
+    sampler.join()
+    if proc.returncode != 0:
+        raise SystemExit(f"failed: {' '.join(cmd)}\n{err}")
+    return elapsed, peak, out, err
+
+
+def median(xs):
+    return statistics.median(xs)
+
+
+def generate(size: int) -> Path:
+    folder = HERE / "data" / f"wp-{size}"
+    if not (folder / "participants.csv").exists():
+        subprocess.run([sys.executable, str(HERE / "generate_wp.py"), str(folder), str(size), "--seed", "1"],
+                       check=True, stdout=subprocess.DEVNULL)
+    return folder
+
+
+def same_statement(a: Path, b: Path) -> bool:
+    x, y = json.loads(a.read_text()), json.loads(b.read_text())
+    keys = ("total", "by_outcome", "by_funder", "by_period")
+    if any(x[k] != y[k] for k in keys):
+        return False
+    row = lambda p: (p["subject"], p["outcome"], p["date"], p["amount"])  # noqa: E731
+    return [row(p) for p in x["payments"]] == [row(p) for p in y["payments"]]
+
+
+def contract_load_times(runs: int) -> tuple[float, float]:
+    cold = median([timed([sys.executable, "-m", "pbrlang.cli", "check", str(CONTRACT)])[0] for _ in range(runs)])
+    warm_script = (
+        "import time, pbrlang, statistics; text = open(%r).read(); pbrlang.loads(text)\n"
+        "ts = []\n"
+        "for _ in range(20):\n"
+        "    t = time.perf_counter(); pbrlang.loads(text, 'c.pbr'); ts.append(time.perf_counter() - t)\n"
+        "print(statistics.median(ts))" % str(CONTRACT)
+    )
+    warm = float(timed([sys.executable, "-c", warm_script])[2])
+    return cold, warm
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    p.add_argument("--runs", type=int, default=3)
+    args = p.parse_args()
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+          f"Python {platform.python_version()}")
+    cold, warm = contract_load_times(5)
+    print(f"contract load: cold `pbr check` {cold * 1000:.0f} ms, warm parse+check+compile {warm * 1000:.1f} ms")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        out_p, out_b = Path(tmp) / "pbr.json", Path(tmp) / "baseline.json"
+        for size in args.sizes:
+            data = generate(size)
+            e2e_p, mem_p, e2e_b, mem_b, phases_p, phases_b = [], [], [], [], [], []
+            for _ in range(args.runs):
+                t, m, _, _ = timed([sys.executable, "-m", "pbrlang.cli", "eval", str(CONTRACT), "--data", str(data),
+                                    "--as-of", AS_OF, "--format", "json", "--output", str(out_p)])
+                e2e_p.append(t), mem_p.append(m)
+                t, m, _, _ = timed([sys.executable, str(HERE / "baseline_wp.py"), str(data), "--as-of", AS_OF,
+                                    "--output", str(out_b)])
+                e2e_b.append(t), mem_b.append(m)
+                phases_p.append(json.loads(timed([sys.executable, "-c", PHASES, str(data), str(out_p) + ".2",
+                                                  str(CONTRACT), AS_OF])[2]))
+                err = timed([sys.executable, str(HERE / "baseline_wp.py"), str(data), "--as-of", AS_OF,
+                             "--output", str(out_b) + ".2", "--timing"])[3]
+                phases_b.append(json.loads(err.strip().splitlines()[-1]))
+            agree = same_statement(out_p, out_b)
+            pl = median([x["load"] for x in phases_p])
+            pe = median([x["evaluate"] for x in phases_p])
+            pw = median([x["write"] for x in phases_p])
+            be = median([x["evaluate"] for x in phases_b])
+            bw = median([x["write"] for x in phases_b])
+            rows.append((size, median(e2e_p), median(e2e_b), max(mem_p), max(mem_b), pl, pe, pw, be, bw, agree))
+            print(f"{size}: done", file=sys.stderr)
+    print()
+    print("| participants | pbrlang end to end | baseline end to end | ratio | pbrlang peak memory | "
+          "baseline peak memory | pbrlang load + evaluate | baseline read + evaluate | ratio | "
+          "pbrlang write JSON | baseline write JSON | statements agree |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    for size, ep, eb, mp, mb, pl, pe, pw, be, bw, agree in rows:
+        print(f"| {size:,} | {ep:.2f} s | {eb:.2f} s | {ep / eb:.2f} | {mp / 1024:.0f} MB | {mb / 1024:.0f} MB | "
+              f"{pl + pe:.2f} s ({pl:.2f} + {pe:.2f}) | {be:.2f} s | {(pl + pe) / be:.2f} | {pw:.2f} s | "
+              f"{bw:.2f} s | {'yes' if agree else 'NO'} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,26 @@
+"""Both cores: the statement is byte-identical however many processes evaluate it."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+import pbrlang
+from conftest import example
+from oracles import generate as gen
+
+
+@pytest.mark.parametrize("scheme,n", [("work-programme", 3000), ("recovery-partnership", 900),
+                                      ("innovation-fund", 1200)])
+def test_two_processes_give_the_same_bytes_as_one(scheme, n, tmp_path):
+    folder = gen.generate(scheme, tmp_path, n, seed=5)
+    as_of = gen.default_as_of(scheme)
+    contract = pbrlang.load(example(scheme))
+    dataset = contract.load_data([folder])
+    one = contract.evaluate(dataset, as_of, workers=1).to_json()
+    two = contract.evaluate(dataset, as_of, workers=2).to_json()
+    assert one == two
+    streamed = io.StringIO()
+    contract.write_json(dataset, as_of, streamed, workers=2)
+    assert streamed.getvalue() == one
