@@ -23,6 +23,7 @@ from .errors import (
     PbrError,
     UsageError,
 )
+from .evaluator import EvaluationErrors
 from .statement import Cut, Payment, Statement
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "DataError",
     "Diagnostic",
     "EvaluationError",
+    "EvaluationErrors",
     "Payment",
     "PbrError",
     "Statement",

@@ -45,6 +45,12 @@ def _suggest(name: str, candidates) -> str | None:
     return f"did you mean `{close[0]}`?" if close else None
 
 
+# How many names, in all, suggestions may compare a misspelt name with (each
+# comparison takes a few microseconds); a contract with thousands of names and
+# a hundred misspellings gets suggestions for the first few only.
+_SUGGESTION_BUDGET = 100_000
+
+
 class _Stop(Exception):
     """Raised when MAX_DIAGNOSTICS errors have been found: checking stops there."""
 
@@ -91,12 +97,25 @@ class Checker:
         self._errors = 0  # errors reported (checking stops at MAX_DIAGNOSTICS)
         self._speculating = 0  # inside a look whose problems are thrown away (see _x_Ref_plain)
         self._nesting = 0  # expressions being checked, one inside another
+        self._too_deep_said = False
+        self._suggestions_left = _SUGGESTION_BUDGET
         self._table_names_cache = frozenset(d.name for d in tree.declarations if isinstance(d, n.TableDecl))
 
     # ---- reporting ---------------------------------------------------------------
 
+    def _suggest(self, name: str, candidates) -> str | None:
+        """`did you mean ...?` for a misspelt name, while the suggestion budget lasts."""
+        candidates = set(candidates)
+        if len(candidates) > self._suggestions_left:
+            return None
+        self._suggestions_left -= len(candidates)
+        return _suggest(name, candidates)
+
     def error(self, code: str, message: str, span: Span | None, hint: str | None = None) -> None:
-        self.problems.append(Diagnostic(code, message, span, hint))
+        d = Diagnostic(code, message, span, hint)
+        if not self._speculating and d in self.problems[-8:]:
+            return  # the same problem met again (a circle of definitions is met at each use)
+        self.problems.append(d)
         if not self._speculating:
             self._errors += 1
             if self._errors > MAX_DIAGNOSTICS:
@@ -282,7 +301,7 @@ class Checker:
         if f.type_name in self._table_names:
             return t.TEXT, f.type_name  # a reference holds the other table's key
         known = list(t.FIELD_TYPES) + list(self.enums) + list(self._table_names)
-        self.error("E100", f"unknown type `{f.type_name}` for field `{f.name}`", f.span, hint=_suggest(f.type_name, known)
+        self.error("E100", f"unknown type `{f.type_name}` for field `{f.name}`", f.span, hint=self._suggest(f.type_name, known)
                    or "a field is text, integer, decimal, money, date, boolean, an enumeration or a table it refers to")
         return t.TEXT, None
 
@@ -319,7 +338,7 @@ class Checker:
 
     def _cohorts(self, d: n.CohortsDecl) -> Cohorts | None:
         if d.table not in self.tables or self.tables[d.table].virtual:
-            self.error("E100", f"unknown table `{d.table}`", d.span, hint=_suggest(d.table, self.tables))
+            self.error("E100", f"unknown table `{d.table}`", d.span, hint=self._suggest(d.table, self.tables))
             return None
         scope = _Scope(subject=False).bind(d.binder, t.record(d.table))
         self._per_subject.append(False)
@@ -346,7 +365,7 @@ class Checker:
             for ref in e.reports:
                 if ref.name not in self.let_decls:
                     self.error("E100", f"`reports {ref.name}` names no definition", ref.span,
-                               hint=_suggest(ref.name, self.let_decls))
+                               hint=self._suggest(ref.name, self.let_decls))
                 else:
                     refs.append(self.expr(ref, _Scope()))
             checked_entries.append(attrs.evolve(e, reports=tuple(refs)))
@@ -366,7 +385,7 @@ class Checker:
             self.error("E103", "the contract declares its subject twice", d.span)
             return
         if d.table not in self.tables:
-            self.error("E100", f"unknown table `{d.table}`", d.span, hint=_suggest(d.table, self.tables))
+            self.error("E100", f"unknown table `{d.table}`", d.span, hint=self._suggest(d.table, self.tables))
             return
         if self.tables[d.table].key is None:
             self.error("E122", f"the subject table `{d.table}` needs a key field", d.span,
@@ -395,7 +414,7 @@ class Checker:
         seen = set()
         for s in shares:
             if s.funder not in self.funders:
-                self.error("E110", f"unknown funder `{s.funder}`", s.span, hint=_suggest(s.funder, self.funders))
+                self.error("E110", f"unknown funder `{s.funder}`", s.span, hint=self._suggest(s.funder, self.funders))
             if s.funder in seen:
                 self.error("E103", f"funder `{s.funder}` has two shares", s.span)
             seen.add(s.funder)
@@ -421,7 +440,7 @@ class Checker:
                 keys.append(t.band(k))
             else:
                 self.error("E100", f"a tariff is keyed by an enumeration or a band; `{k}` is neither", d.span,
-                           hint=_suggest(k, list(self.enums) + list(self.bands)))
+                           hint=self._suggest(k, list(self.enums) + list(self.bands)))
                 return
         if not d.rows:
             return
@@ -457,7 +476,7 @@ class Checker:
             for c in header.cells[1:]:
                 if c.name not in col_set:
                     self.error("E104", f"`{c.name}` is not a value of `{d.keys[1]}`", c.span,
-                               hint=_suggest(c.name, col_values))
+                               hint=self._suggest(c.name, col_values))
             header_set = set(head[1:])
             missing = [v for v in col_values if v not in header_set]
             if missing:
@@ -475,7 +494,7 @@ class Checker:
             if not isinstance(first, n.CellName) or first.name not in row_set:
                 shown = getattr(first, "name", getattr(first, "value", "?"))
                 self.error("E104", f"`{shown}` is not a value of `{d.keys[0]}`", first.span,
-                           hint=_suggest(str(shown), row_values))
+                           hint=self._suggest(str(shown), row_values))
                 continue
             if first.name in seen_rows:
                 self.error("E103", f"tariff row `{first.name}` appears twice", first.span)
@@ -530,7 +549,7 @@ class Checker:
         record_table = None
         if d.table is not None:
             if d.table not in self.tables:
-                self.error("E100", f"unknown table `{d.table}`", d.span, hint=_suggest(d.table, self.tables))
+                self.error("E100", f"unknown table `{d.table}`", d.span, hint=self._suggest(d.table, self.tables))
             else:
                 record_table = d.table
                 scope = scope.bind(d.binder, t.record(d.table))
@@ -681,7 +700,7 @@ class Checker:
             r = d.recurring
             every = self._typed(r.every, scope, {"days", "months"}, "a duration such as `4 weeks`")
             if r.after not in self.outcome_decls:
-                self.error("E111", f"unknown outcome `{r.after}`", r.span, hint=_suggest(r.after, self.outcome_decls))
+                self.error("E111", f"unknown outcome `{r.after}`", r.span, hint=self._suggest(r.after, self.outcome_decls))
             elif r.after == d.name:
                 self.error("E107", f"outcome `{d.name}` cannot recur after itself", r.span)
             else:
@@ -702,7 +721,11 @@ class Checker:
         reports = []
         for name, expr in d.reports:
             if expr is not None:
-                reports.append((name, self.expr(expr, scope)))
+                checked = self.expr(expr, scope)
+                if checked.type is not None and checked.type.kind in ("spells", "record", "records"):
+                    self.error("E102", f"`reports {name}` would show {checked.type}; a statement shows amounts, "
+                               "numbers, dates, text and true or false", expr.span)
+                reports.append((name, checked))
             elif name == "due" or name in self.let_decls:
                 reports.append((name, None if name == "due" else self.expr(n.Ref(name, span=d.span), scope)))
             else:
@@ -718,7 +741,7 @@ class Checker:
         for ref in d.instead_of:
             if ref.name not in self.outcome_decls:
                 self.error("E111", f"unknown outcome `{ref.name}` in `instead of`", ref.span,
-                           hint=_suggest(ref.name, self.outcome_decls))
+                           hint=self._suggest(ref.name, self.outcome_decls))
             elif ref.name == d.name:
                 self.error("E107", f"outcome `{d.name}` cannot be paid instead of itself", ref.span)
             else:
@@ -727,7 +750,7 @@ class Checker:
         for ref in d.requires:
             if ref.name not in self.outcome_decls:
                 self.error("E111", f"unknown outcome `{ref.name}` in `requires`", ref.span,
-                           hint=_suggest(ref.name, self.outcome_decls))
+                           hint=self._suggest(ref.name, self.outcome_decls))
             elif ref.name == d.name:
                 self.error("E107", f"outcome `{d.name}` cannot require itself", ref.span)
             else:
@@ -813,7 +836,7 @@ class Checker:
             if not ok:
                 choices = ["outcome", *PERIOD_SCOPES, *self.bands] + ([self.subject.name] if self.subject else [])
                 self.error("E100", f"`per {s.name}`: a cap is per the subject, outcome, month, financial_year or a band",
-                           s.span, hint=_suggest(s.name, choices))
+                           s.span, hint=self._suggest(s.name, choices))
             out.append("subject" if self.subject is not None and s.name == self.subject.name else s.name)
         return tuple(out)
 
@@ -830,7 +853,7 @@ class Checker:
         outcomes = []
         for ref in d.outcomes:
             if ref.name not in self.outcome_decls:
-                self.error("E111", f"unknown outcome `{ref.name}`", ref.span, hint=_suggest(ref.name, self.outcome_decls))
+                self.error("E111", f"unknown outcome `{ref.name}`", ref.span, hint=self._suggest(ref.name, self.outcome_decls))
             outcomes.append(ref.name)
         return Cap(d.name, limit, scopes, tuple(outcomes), per_subject, span=d.span)
 
@@ -846,7 +869,7 @@ class Checker:
         self._deps.pop()
         for f in (d.funder, d.overflow_to):
             if f is not None and f not in self.funders:
-                self.error("E110", f"unknown funder `{f}`", d.span, hint=_suggest(f, self.funders))
+                self.error("E110", f"unknown funder `{f}`", d.span, hint=self._suggest(f, self.funders))
         if d.overflow_to == d.funder:
             self.error("E124", f"ceiling `{d.name}` overflows to the funder it limits", d.span)
         return Ceiling(d.name, limit, scopes, d.funder, d.overflow_to, span=d.span)
@@ -859,8 +882,10 @@ class Checker:
             roots.extend([*o.conditions, o.achieved, o.recurring, o.pays, *[e for _, e in o.reports]])
         roots.extend(let.expr for let in self.lets.values())
         roots.extend(c.limit for c in caps)
-        used_names = {x.name for r in roots for x in n.walk(r) if isinstance(x, (n.Ref, n.Field))}
-        used_tariffs = {x.meaning[1] for r in roots for x in n.walk(r) if isinstance(x, n.Lookup) and x.meaning}
+        roots.extend(d.limit for d in self.tree.declarations if isinstance(d, n.CeilingDecl))
+        every_node = [x for r in roots for x in _walk(r)]
+        used_names = {x.name for x in every_node if isinstance(x, (n.Ref, n.Field))}
+        used_tariffs = {x.meaning[1] for x in every_node if isinstance(x, n.Lookup) and x.meaning}
         used_names |= {o.recurring.after for o in outcomes if o.recurring is not None}
         for o in outcomes:
             never = [c for c in o.conditions if isinstance(c, n.Literal) and c.value is False]
@@ -926,10 +951,12 @@ class Checker:
     def expr(self, e: n.Expr, scope: _Scope, expected: t.Type | None = None) -> n.Expr:
         method = getattr(self, "_x_" + type(e).__name__)
         if self._nesting >= _MAX_CHECK_NESTING:
-            # Only around a circle of definitions (see _let_check_order): say so, and go no deeper.
-            chain = " -> ".join(self._checking[-6:])
-            self.error("E004", f"definitions use each other too deeply to check: ... {chain}", e.span,
-                       hint="a definition cannot depend on itself, directly or through others")
+            # Only around a circle of definitions (see _let_check_order): say so once, and go no deeper.
+            if not self._too_deep_said or self._speculating:
+                chain = " -> ".join(self._checking[-6:])
+                self.error("E004", f"definitions use each other too deeply to check: ... {chain}", e.span,
+                           hint="a definition cannot depend on itself, directly or through others")
+                self._too_deep_said = self._too_deep_said or not self._speculating
             return self._bad(e)
         self._nesting += 1
         try:
@@ -945,7 +972,7 @@ class Checker:
             values = self.enums[expected.name]
             if e.value not in values:
                 self.error("E104", f'"{e.value}" is not a value of `{expected.name}`', e.span,
-                           hint=_suggest(e.value, values) or f"the values are {_list(values)}")
+                           hint=self._suggest(e.value, values) or f"the values are {_list(values)}")
                 return self._bad(e)
             return attrs.evolve(e, type=expected, meaning=("enum", e.value))
         return attrs.evolve(e, type=_literal_type(e))
@@ -955,7 +982,7 @@ class Checker:
 
     def _x_Paid(self, e: n.Paid, scope, expected):
         if e.outcome not in self.outcome_decls:
-            self.error("E111", f"unknown outcome `{e.outcome}`", e.span, hint=_suggest(e.outcome, self.outcome_decls))
+            self.error("E111", f"unknown outcome `{e.outcome}`", e.span, hint=self._suggest(e.outcome, self.outcome_decls))
             return self._bad(e)
         if not getattr(self, "_paid_allowed", False):
             self.error("E125", f"`paid {e.outcome}` can only be used in an outcome's `pays` or `reports`", e.span,
@@ -998,6 +1025,10 @@ class Checker:
             f = info.field(name)
             if f is not None:
                 return attrs.evolve(e, type=f.type, meaning=("row_field", f.index))
+        if name in self.let_decls and scope.table is not None:
+            self.error("E100", f"`{name}` is a definition; a table's `valid when` rule sees only that table's fields",
+                       e.span, hint="write the condition on the fields themselves")
+            return self._bad(e)
         if name in self.let_decls and scope.table is None:
             let = self._let(name)
             if let is None:
@@ -1040,7 +1071,7 @@ class Checker:
             candidates += [f.name for f in self.tables[self.subject.table].fields]
         if expected is not None and expected.kind == "enum":
             values = self.enums[expected.name]
-            hint = _suggest(name, values) or f"`{expected.name}` has {_list(values)}"
+            hint = self._suggest(name, values) or f"`{expected.name}` has {_list(values)}"
             self.error("E104", f"`{name}` is not a value of `{expected.name}`", e.span, hint=hint)
         else:
             all_values = [v for vs in self.enums.values() for v in vs]
@@ -1048,7 +1079,7 @@ class Checker:
                 self.error("E100", f"`{name}` is an enumeration value, but nothing here says which enumeration",
                            e.span, hint="compare it with a field of that enumeration, e.g. `kind = " + name + "`")
             else:
-                self.error("E100", f"unknown name `{name}`", e.span, hint=_suggest(name, candidates))
+                self.error("E100", f"unknown name `{name}`", e.span, hint=self._suggest(name, candidates))
         return self._bad(e)
 
     def _table_ref(self, e: n.Ref, scope: _Scope):
@@ -1109,7 +1140,7 @@ class Checker:
             candidates = [f.name for f in info.fields] + [
                 name for name, d in self.tables.items() if d.links_to(typ.name)
             ] + [name for name, d in self.let_decls.items() if d.table == typ.name]
-            self.error("E101", f"`{typ.name}` has no field `{e.name}`", e.span, hint=_suggest(e.name, candidates))
+            self.error("E101", f"`{typ.name}` has no field `{e.name}`", e.span, hint=self._suggest(e.name, candidates))
             return self._bad(e)
         if typ.kind == "records":
             if e.name in self.tables:
@@ -1126,7 +1157,7 @@ class Checker:
     def _x_Lookup(self, e: n.Lookup, scope, expected):
         if not isinstance(e.target, n.Ref) or e.target.name not in self.tariffs:
             name = getattr(e.target, "name", "")
-            self.error("E100", f"`{name}` is not a tariff", e.target.span, hint=_suggest(name, self.tariffs))
+            self.error("E100", f"`{name}` is not a tariff", e.target.span, hint=self._suggest(name, self.tariffs))
             return self._bad(e)
         tariff = self.tariffs[e.target.name]
         if len(e.keys) != len(tariff.keys):
@@ -1155,7 +1186,7 @@ class Checker:
             return attrs.evolve(e, args=(arg,), type=t.band(e.name), meaning=("band", e.name))
         if e.name not in BUILTINS:
             self.error("E100", f"unknown function `{e.name}`", e.span,
-                       hint=_suggest(e.name, list(BUILTINS) + list(self.bands)))
+                       hint=self._suggest(e.name, list(BUILTINS) + list(self.bands)))
             return self._bad(e)
         args = tuple(self.expr(a, scope) for a in e.args)
         types_ = [a.type for a in args]
@@ -1240,6 +1271,11 @@ class Checker:
         return True
 
     def _x_Compare(self, e: n.Compare, scope, expected):
+        for side in (e.left, e.right):
+            if isinstance(side, n.Literal) and side.kind == "none":
+                self.error("E102", f"`{e.op} none` is never true: nothing equals a missing value", e.span,
+                           hint="write `is none` or `is not none`")
+                return attrs.evolve(e, type=t.BOOLEAN)
         left, right = self._pair(e.left, e.right, scope)
         lt, rt = left.type, right.type
         if lt is not None and rt is not None:
@@ -1247,7 +1283,7 @@ class Checker:
             if joined is None:
                 self.error("E102", f"cannot compare {lt} with {rt}", e.span)
             elif e.op not in ("=", "!=") and joined.kind not in t.ORDERED and joined != t.NONE:
-                self.error("E102", f"{joined} values have no order; only `=` and `!=` apply", e.span)
+                self.error("E102", f"{joined}s have no order; only `=` and `!=` apply", e.span)
         return attrs.evolve(e, left=left, right=right, type=t.BOOLEAN)
 
     def _x_IsNone(self, e: n.IsNone, scope, expected):
@@ -1263,7 +1299,7 @@ class Checker:
     def _x_InBand(self, e: n.InBand, scope, expected):
         value = self._typed(e.value, scope, {"date"}, "a date")
         if e.band not in self.bands:
-            self.error("E100", f"unknown band `{e.band}`", e.span, hint=_suggest(e.band, self.bands))
+            self.error("E100", f"unknown band `{e.band}`", e.span, hint=self._suggest(e.band, self.bands))
         return attrs.evolve(e, value=value, type=t.BOOLEAN)
 
     def _x_InList(self, e: n.InList, scope, expected):
@@ -1332,7 +1368,7 @@ class Checker:
             elif e.kind in ("earliest", "latest") and typ.kind != "date":
                 self.error("E102", f"{e.kind} takes dates; use min or max for {typ}", e.value.span)
             elif typ.kind not in t.ORDERED:
-                self.error("E102", f"{typ} values have no order", e.value.span)
+                self.error("E102", f"{typ}s have no order", e.value.span)
         return attrs.evolve(e, binding=binding, value=value, type=typ)
 
     def _x_Quantifier(self, e: n.Quantifier, scope, expected):
@@ -1356,7 +1392,7 @@ class Checker:
         binding, inner = self._binding(e.binding, scope)
         order = self.expr(e.order, inner)
         if order.type is not None and order.type.kind not in t.ORDERED:
-            self.error("E102", f"cannot order records by {order.type}", e.order.span)
+            self.error("E102", f"cannot order records by {order.type}s", e.order.span)
         cond = self._condition(e.condition, inner)
         typ = t.record(binding.source.type.name) if binding.source.type is not None else None
         return attrs.evolve(e, length=length, binding=binding, order=order, condition=cond, type=typ)
@@ -1431,6 +1467,31 @@ def _list(items) -> str:
     if len(items) > 6:
         items = items[:6] + [f"{len(items) - 6} more"]
     return ", ".join(items)
+
+
+def _walk(root: Any):
+    """Every node below and including `root`, as nodes.walk gives them, but with a stack.
+
+    (nodes.walk nests one generator a level, so it takes time in the depth
+    times the size; this takes time in the size.)
+    """
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if not isinstance(node, n.Node):
+            continue
+        yield node
+        children = []
+        for a in attrs.fields(type(node)):
+            if a.name in ("span", "type", "meaning", "slot"):
+                continue
+            value = getattr(node, a.name)
+            for item in value if isinstance(value, tuple) else (value,):
+                if isinstance(item, tuple):
+                    children.extend(item)
+                else:
+                    children.append(item)
+        stack.extend(reversed(children))
 
 
 def _names_used(d: n.LetDecl, lets, derived: set[str]) -> list[str]:

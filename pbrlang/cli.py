@@ -39,6 +39,8 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--paid", metavar="STATEMENT",
                    help="the previous run's statement (json): add what each payment paid before and what is due "
                         "now, and list clawbacks")
+    e.add_argument("--exclude-invalid", action="store_true",
+                   help="leave out subjects whose rows are broken (listed in the statement) instead of stopping")
     e.add_argument("--workers", type=int, metavar="N",
                    help="processes to evaluate with (default: 2 on a 2-core machine when there are 20,000+ subjects)")
     e.add_argument("--explain", action="store_true",
@@ -90,17 +92,20 @@ def run(argv: list[str] | None = None) -> int:
             outcomes = ", ".join(o.name for o in contract.program.outcomes)
             print(f"{args.contract}: ok ({contract.name}: {len(contract.program.outcomes)} outcomes: {outcomes})")
             return 0
-        dataset = contract.load_data(args.data)
+        if getattr(args, "explain", False) and args.format != "json":
+            raise UsageError("--explain adds a reason to each payment of the json statement: use --format json")
+        exclude = getattr(args, "exclude_invalid", False)
+        dataset = contract.load_data(args.data, exclude)
         for w in dataset.warnings:
             print(f"warning: {w}", file=sys.stderr)
         if args.command == "explain":
             found = explain.explain(contract, dataset, args.as_of, args.subject)
             _write(found.to_json() if args.format == "json" else found.to_text(), args.output)
             return 0
-        if args.format == "json" and not args.explain and not args.paid:
+        if args.format == "json" and not args.explain and not args.paid and not exclude:
             _stream(lambda out: contract.write_json(dataset, args.as_of, out, args.workers), args.output)
             return 0
-        statement = contract.evaluate(dataset, args.as_of, args.workers)
+        statement = contract.evaluate(dataset, args.as_of, args.workers, exclude)
         if args.paid:
             previous = ledger.read(args.paid)
             if previous.contract != contract.name:

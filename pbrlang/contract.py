@@ -27,18 +27,24 @@ class Contract:
     def warnings(self):
         return self.program.warnings
 
-    def load_data(self, tables: Mapping[str, Any] | Iterable[str | Path] | str | Path) -> data.Dataset:
+    def load_data(self, tables: Mapping[str, Any] | Iterable[str | Path] | str | Path,
+                  exclude_invalid: bool = False) -> data.Dataset:
+        """Read and check tables. With `exclude_invalid`, a broken row leaves its subject out
+        (listed in the statement) instead of rejecting the run."""
         if isinstance(tables, (str, Path)):
             tables = [tables]
-        return data.load(self.program, tables)
+        return data.load(self.program, tables, exclude_invalid)
 
-    def evaluate(self, tables, as_of: datetime.date | str, workers: int | None = None) -> Statement:
+    def evaluate(self, tables, as_of: datetime.date | str, workers: int | None = None,
+                 exclude_invalid: bool = False) -> Statement:
         """Evaluate against tables: paths (files or folders) or {table name: iterable of dicts}.
 
-        `workers` processes share the first pass (default: both cores for large data)."""
+        `workers` processes share the first pass (default: both cores for large data).
+        With `exclude_invalid`, subjects whose rows are broken or cannot be evaluated are
+        left out and listed in the statement, instead of rejecting the run."""
         as_of = _as_of(as_of)
-        dataset = tables if isinstance(tables, data.Dataset) else self.load_data(tables)
-        return evaluator.evaluate(self.compiled, dataset, as_of, workers)
+        dataset = tables if isinstance(tables, data.Dataset) else self.load_data(tables, exclude_invalid)
+        return evaluator.evaluate(self.compiled, dataset, as_of, workers, exclude_invalid)
 
     def write_json(self, tables, as_of: datetime.date | str, out, workers: int | None = None) -> None:
         """Evaluate and write the statement's JSON to `out`, streaming; same bytes as evaluate().to_json()."""

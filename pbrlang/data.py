@@ -51,6 +51,8 @@ class Table:
 class Dataset:
     tables: dict[str, Table]
     warnings: list[str] = attrs.field(factory=list)
+    # Subjects left out because their data is broken (only when asked for): subject -> problems.
+    excluded: dict[str, list[str]] = attrs.field(factory=dict)
 
 
 def _converter(field, table: str):
@@ -164,15 +166,17 @@ def _show(raw: Any) -> str:
 
 
 class _Collector:
-    def __init__(self):
+    def __init__(self, limit: int = MAX_PROBLEMS):
         self.problems: list[DataProblem] = []
+        self.table: str | None = None  # the table being read
+        self.limit = limit
 
     def add(self, file: str, row: int | None, field: str | None, message: str) -> None:
-        if len(self.problems) < MAX_PROBLEMS:
-            self.problems.append(DataProblem(file, row, field, message))
+        if len(self.problems) < self.limit:
+            self.problems.append(DataProblem(file, row, field, message, table=self.table))
 
     def full(self) -> bool:
-        return len(self.problems) >= MAX_PROBLEMS
+        return len(self.problems) >= self.limit
 
 
 def _decode(path: Path, problems: _Collector) -> str | None:
@@ -243,7 +247,10 @@ def _typed_rows(header, numbered_rows, file, info: TableInfo, problems: _Collect
     width = len(header)
     numbered_rows = list(numbered_rows)
     if numbered_rows and all(len(raw) == width for _, raw in numbered_rows):
-        return _typed_columns(numbered_rows, file, info, converters, problems)
+        rows = _typed_columns(numbered_rows, info, converters)
+        if rows is not None:
+            return rows
+    # Some cell is wrong: go row by row, to report each and keep every good row.
     rows = []
     for line, raw in numbered_rows:
         if not raw or (len(raw) == 1 and raw[0] == "" and width > 1):
@@ -267,43 +274,31 @@ def _typed_rows(header, numbered_rows, file, info: TableInfo, problems: _Collect
     return rows
 
 
-def _typed_columns(numbered_rows, file, info: TableInfo, converters, problems: _Collector) -> list[tuple]:
+def _typed_columns(numbered_rows, info: TableInfo, converters) -> list[tuple] | None:
     """Convert a whole table a column at a time: each distinct cell once, then a C-level map.
 
     Columns repeat values (dates, groups, kinds), so this does a small part of
-    the per-cell work; a column that holds a bad value is checked cell by cell
-    only to say where."""
+    the per-cell work. None when some cell is wrong: the caller then goes row by
+    row, to say where."""
     lines = [line for line, _ in numbered_rows]
     raw_columns = list(zip(*(raw for _, raw in numbered_rows)))
     columns = []
-    ok = True
     for f, (name, pos, conv) in zip(info.fields, converters):
         raw = raw_columns[pos]
-        if f.type.kind == "text" and f.references is None or f.type.kind == "text":
-            if "" in raw and not f.optional:
-                ok = False
-                for line, cell in zip(lines, raw):
-                    if cell == "":
-                        problems.add(file, line, name, "is empty, but a value is required")
-                continue
-            columns.append(raw if not f.optional or "" not in raw else tuple(None if c == "" else c for c in raw))
+        if f.type.kind == "text":
+            if "" in raw:
+                if not f.optional:
+                    return None
+                raw = tuple(None if c == "" else c for c in raw)
+            columns.append(raw)
             continue
         values: dict = {}
-        bad: dict = {}
         for cell in set(raw):
             try:
                 values[cell] = conv(cell)
-            except _Bad as err:
-                bad[cell] = str(err)
-        if bad:
-            ok = False
-            for line, cell in zip(lines, raw):
-                if cell in bad:
-                    problems.add(file, line, name, bad[cell])
-            continue
+            except _Bad:
+                return None
         columns.append(tuple(map(values.__getitem__, raw)))
-    if not ok:
-        return []
     columns.append(lines)
     return list(zip(*columns))
 
@@ -412,10 +407,16 @@ def find_files(paths: Iterable[str | Path]) -> dict[str, Path]:
     return found
 
 
-def load(program: Program, sources: Mapping[str, Any] | Iterable[str | Path]) -> Dataset:
-    """Load every table the contract declares, from paths or in-memory records, and validate it."""
+def load(program: Program, sources: Mapping[str, Any] | Iterable[str | Path], exclude_invalid: bool = False) -> Dataset:
+    """Load every table the contract declares, from paths or in-memory records, and validate it.
+
+    By default any broken row rejects the run. With `exclude_invalid`, a broken row
+    that belongs to a subject leaves that subject (and all its rows) out, and the
+    dataset lists every excluded subject with its problems; a problem that belongs
+    to no subject (a missing column, a calendar row, a reference to a subject that
+    does not exist) still rejects the run."""
     with no_cycle_collection():
-        return _load(program, sources)
+        return _load(program, sources, exclude_invalid)
 
 
 class no_cycle_collection:
@@ -433,8 +434,8 @@ class no_cycle_collection:
             gc.enable()
 
 
-def _load(program: Program, sources: Mapping[str, Any] | Iterable[str | Path]) -> Dataset:
-    problems = _Collector()
+def _load(program: Program, sources: Mapping[str, Any] | Iterable[str | Path], exclude_invalid: bool) -> Dataset:
+    problems = _Collector(limit=10**9 if exclude_invalid else MAX_PROBLEMS)
     warnings: list[str] = []
     if isinstance(sources, Mapping):
         given = dict(sources)
@@ -444,6 +445,7 @@ def _load(program: Program, sources: Mapping[str, Any] | Iterable[str | Path]) -
     for name, info in program.tables.items():
         if info.virtual:
             continue
+        problems.table = name
         if name not in given:
             problems.add(f"{name}.csv", None, None,
                          f"no data for table `{name}` (expected a file {name}.csv or {name}.jsonl)")
@@ -465,6 +467,8 @@ def _load(program: Program, sources: Mapping[str, Any] | Iterable[str | Path]) -
         else:
             file = f"<{name}>"
             try:
+                if exclude_invalid:
+                    src = given[name] = list(src)  # kept, to find a broken record's subject
                 rows = _rows_from_records(src, name, info, problems, warnings)
             except TypeError:
                 problems.add(file, None, None, "expected an iterable of records (mappings)")
@@ -472,18 +476,158 @@ def _load(program: Program, sources: Mapping[str, Any] | Iterable[str | Path]) -
         tables[name] = Table(name, info, file, rows)
     for name in sorted(set(given) - set(program.tables)):
         warnings.append(f"{given[name]}: ignored (the contract declares no table `{name}`)")
+    dataset = Dataset(tables, warnings)
     if problems.problems:
-        raise DataError(problems.problems)
+        if not exclude_invalid:
+            raise DataError(problems.problems)
+        _exclude(program, dataset, problems.problems, _RawRows(given))
+        problems.problems = []
+    problems.table = None
     _validate_keys_and_references(tables, problems)
     if problems.problems:
-        raise DataError(problems.problems)
-    return Dataset(tables, warnings)
+        if not exclude_invalid:
+            raise DataError(problems.problems)
+        _exclude(program, dataset, problems.problems, _RawRows(given))
+    return dataset
+
+
+class _RawRows:
+    """A broken row as it was written (column -> text), to find whose it is."""
+
+    def __init__(self, given: dict):
+        self.given = given
+        self.files: dict[str, dict[int, dict]] = {}
+
+    def get(self, table: str | None, line: int | None) -> dict | None:
+        if table is None or line is None or table not in self.given:
+            return None
+        src = self.given[table]
+        if not isinstance(src, (str, Path)):
+            return src[line - 1] if 0 < line <= len(src) and isinstance(src[line - 1], Mapping) else None
+        key = str(src)
+        if key not in self.files:
+            rows: dict[int, dict] = {}
+            try:
+                text = Path(src).read_bytes().decode("utf-8-sig", errors="replace")
+                if str(src).endswith(".jsonl"):
+                    for n, line_text in enumerate(text.splitlines(), start=1):
+                        try:
+                            obj = json.loads(line_text)
+                        except ValueError:
+                            continue
+                        if isinstance(obj, dict):
+                            rows[n] = obj
+                else:
+                    reader = csv.reader(io.StringIO(text, newline=""))
+                    header = [h.strip() for h in next(reader, [])]
+                    for raw in _safe_csv(reader, key, _Collector()):
+                        rows[reader.line_num] = dict(zip(header, raw))
+            except OSError:
+                pass
+            self.files[key] = rows
+        return self.files[key].get(line)
+
+
+def owners(program: Program, dataset: Dataset) -> dict[str, Any]:
+    """For each table, how to find the subject a loaded row belongs to (None: a calendar table)."""
+    subject_table = program.subject.table if program.subject else None
+    found: dict[str, Any] = {}
+
+    def owner(name: str, depth: int = 0):
+        if name in found:
+            return found[name]
+        info = program.tables[name]
+        result = None
+        if name == subject_table:
+            i = info.field(info.key).index
+            result = lambda row: row[i]  # noqa: E731
+        elif depth < 8:
+            for f in info.fields:
+                if f.references is None or f.references == name:
+                    continue
+                parent = owner(f.references, depth + 1)
+                if parent is None:
+                    continue
+                if f.references == subject_table:
+                    i = f.index
+                    result = lambda row, i=i: row[i]  # noqa: E731
+                else:
+                    ptable = dataset.tables.get(f.references)
+                    pinfo = program.tables[f.references]
+                    k = pinfo.field(pinfo.key).index
+                    by_key = {r[k]: parent(r) for r in ptable.rows} if ptable else {}
+                    result = lambda row, i=f.index, by_key=by_key: by_key.get(row[i])  # noqa: E731
+                break
+        found[name] = result
+        return result
+
+    return {name: owner(name) for name in program.tables if not program.tables[name].virtual}
+
+
+def _raw_owner(program: Program, dataset: Dataset, table: str, raw: dict, depth: int = 0) -> str | None:
+    subject_table = program.subject.table
+    info = program.tables[table]
+    if table == subject_table:
+        value = raw.get(info.key)
+        return str(value) if value not in (None, "") else None
+    for f in info.fields:
+        if f.references is None or f.references == table or depth > 8:
+            continue
+        value = raw.get(f.name)
+        if value in (None, ""):
+            continue
+        if f.references == subject_table:
+            return str(value)
+        parent = dataset.tables.get(f.references)
+        if parent is None:
+            continue
+        pinfo = program.tables[f.references]
+        k = pinfo.field(pinfo.key).index
+        for row in parent.rows:
+            if row[k] == value:
+                return _raw_owner(program, dataset, f.references,
+                                  {g.name: row[g.index] for g in pinfo.fields}, depth + 1)
+    return None
+
+
+def _exclude(program: Program, dataset: Dataset, problems: list[DataProblem], raw_rows: _RawRows) -> None:
+    """Leave out the subjects that broken rows belong to; a problem that belongs to none is fatal."""
+    fatal = []
+    subject_table = dataset.tables.get(program.subject.table)
+    info = program.tables[program.subject.table]
+    known = {r[info.field(info.key).index] for r in subject_table.rows} if subject_table and info.key else set()
+    for p in problems:
+        raw = raw_rows.get(p.table, p.row)
+        subject = _raw_owner(program, dataset, p.table, raw) if raw is not None and p.table else None
+        if subject is not None and subject not in known and p.table != program.subject.table:
+            subject = None  # a row of a subject that does not exist belongs to no one: the run stops
+        if p.table not in dataset.tables or subject_table is None:
+            subject = None  # a file that could not be read at all
+        if subject is None:
+            fatal.append(p)
+        else:
+            dataset.excluded.setdefault(subject, []).append(p.render().removeprefix("data error: "))
+    if fatal:
+        raise DataError(fatal)
+    drop(program, dataset, set(dataset.excluded))
+
+
+def drop(program: Program, dataset: Dataset, subjects: set[str]) -> None:
+    """Remove every row that belongs to one of `subjects`, from every table."""
+    if not subjects:
+        return
+    find = owners(program, dataset)
+    for name, table in dataset.tables.items():
+        owner = find.get(name)
+        if owner is not None:
+            table.rows = [r for r in table.rows if owner(r) not in subjects]
 
 
 def _validate_keys_and_references(tables: dict[str, Table], problems: _Collector) -> None:
     keys: dict[str, set] = {}
     for name, table in tables.items():
         info = table.info
+        problems.table = name
         if info.key is None:
             continue
         idx = info.field(info.key).index
@@ -496,6 +640,7 @@ def _validate_keys_and_references(tables: dict[str, Table], problems: _Collector
                 seen[k] = row[-1]
         keys[name] = set(seen)
     for name, table in tables.items():
+        problems.table = name
         for f in table.info.fields:
             if f.references is None or f.references not in keys:
                 continue

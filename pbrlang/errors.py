@@ -80,6 +80,7 @@ class DataProblem:
     row: int | None
     field: str | None
     message: str
+    table: str | None = attrs.field(default=None, eq=False)  # which table the file holds
 
     def render(self) -> str:
         where = self.file + (f":{self.row}" if self.row is not None else "")

@@ -23,6 +23,7 @@ from . import nodes as n
 from .calendar import financial_year_label, iso, month_label
 
 from .compiler import AS_OF, INDEXES, LEDGER, SUBJECT, TRACE, CompiledContract, recurrences
+from . import data
 from .data import Dataset, Table, no_cycle_collection
 from .errors import DataError, DataProblem, EvaluationError
 from .money import ZERO, exact_context, round_money
@@ -68,9 +69,11 @@ def build_indexes(compiled: CompiledContract, dataset: Dataset) -> list:
     return indexes
 
 
-def check_rows(compiled: CompiledContract, dataset: Dataset, as_of: int) -> None:
-    """Apply each table's `valid when` rules; every broken row is reported."""
+def check_rows(compiled: CompiledContract, dataset: Dataset, as_of: int, exclude_invalid: bool = False) -> None:
+    """Apply each table's `valid when` rules; every broken row is reported (or, when asked,
+    its subject is left out)."""
     problems: list[DataProblem] = []
+    broken: list[tuple[str, tuple, DataProblem]] = []
     for name, checks in compiled.checks.items():
         table = dataset.tables[name]
         fr = [None] * compiled.frame_size
@@ -81,12 +84,28 @@ def check_rows(compiled: CompiledContract, dataset: Dataset, as_of: int) -> None
             for row in table.rows:
                 fr[SUBJECT] = row
                 if not fn(fr):
-                    problems.append(DataProblem(table.file, row[-1], ", ".join(fields) or None,
-                                                f"breaks the contract's rule `{rule}` ({node.span.location})"))
-                    if len(problems) >= 200:
+                    problem = DataProblem(table.file, row[-1], ", ".join(fields) or None,
+                                          f"breaks the contract's rule `{rule}` ({node.span.location})", table=name)
+                    problems.append(problem)
+                    broken.append((name, row, problem))
+                    if len(problems) >= 200 and not exclude_invalid:
                         raise DataError(problems)
-    if problems:
+    if problems and not exclude_invalid:
         raise DataError(problems)
+    if broken:
+        program = compiled.program
+        find = data.owners(program, dataset)
+        fatal = []
+        for name, row, problem in broken:
+            owner = find.get(name)
+            subject = owner(row) if owner else None
+            if subject is None:
+                fatal.append(problem)
+            else:
+                dataset.excluded.setdefault(subject, []).append(problem.render().removeprefix("data error: "))
+        if fatal:
+            raise DataError(fatal)
+        data.drop(program, dataset, set(dataset.excluded))
 
 
 def _fields_named(node: n.Expr, info) -> list[str]:
@@ -386,10 +405,7 @@ class Evaluation:
             if fn is None:
                 out.append((name, pounds(tariff)))
                 continue
-            value = fn(fr)
-            if typ is not None and typ.kind == "money" and value is not None:
-                value = round_money(value, self.program.rounding)
-            out.append((name, value))
+            out.append((name, report_value(fn(fr), typ, self.program.rounding)))
         return tuple(out)
 
     def _blocks(self, results: list[SubjectResult]) -> tuple:
@@ -423,10 +439,7 @@ class Evaluation:
             for slot, fn in self.compiled.subject_steps:
                 fr[slot] = fn(fr)
             for ref in entry.reports:
-                value = fr[self.compiled.let_slots[ref.name]]
-                if ref.type is not None and ref.type.kind == "money" and value is not None:
-                    value = round_money(value, self.program.rounding)
-                block[ref.name] = value
+                block[ref.name] = report_value(fr[self.compiled.let_slots[ref.name]], ref.type, self.program.rounding)
             blocks.append((name, bool(get("pooled")), block))
         return tuple(blocks)
 
@@ -464,14 +477,29 @@ class Evaluation:
         return many
 
 
-def evaluate(compiled: CompiledContract, dataset: Dataset, as_of: datetime.date, workers: int | None = None) -> Statement:
+def evaluate(compiled: CompiledContract, dataset: Dataset, as_of: datetime.date, workers: int | None = None,
+             exclude_invalid: bool = False) -> Statement:
     from . import parallel
 
     with decimal.localcontext(exact_context()), no_cycle_collection():
-        check_rows(compiled, dataset, as_of.toordinal())
+        check_rows(compiled, dataset, as_of.toordinal(), exclude_invalid)
         run = Evaluation(compiled, dataset, as_of)
-        results = parallel.first_pass(run, parallel.workers_for(run, workers))
-        return run.statement(results)
+        try:
+            results = parallel.first_pass(run, parallel.workers_for(run, workers))
+        except EvaluationErrors as err:
+            if not exclude_invalid or any(e.subject is None for e in err.errors):
+                raise
+            # Subjects that cannot be evaluated are left out and listed, never skipped silently.
+            for e in err.errors:
+                dataset.excluded.setdefault(e.subject, []).append(str(e).removeprefix("evaluation error: "))
+            data.drop(compiled.program, dataset, set(dataset.excluded))
+            run = Evaluation(compiled, dataset, as_of)
+            results = parallel.first_pass(run, parallel.workers_for(run, workers))
+        statement = run.statement(results)
+        if dataset.excluded:
+            statement = attrs.evolve(statement, excluded=tuple(sorted((s, tuple(p)) for s, p in
+                                                                      dataset.excluded.items())))
+        return statement
 
 
 def write_json(compiled: CompiledContract, dataset: Dataset, as_of: datetime.date, out, workers: int | None = None):
@@ -483,6 +511,8 @@ def write_json(compiled: CompiledContract, dataset: Dataset, as_of: datetime.dat
         check_rows(compiled, dataset, as_of.toordinal())
         run = Evaluation(compiled, dataset, as_of)
         n = parallel.workers_for(run, workers)
+        if dataset.excluded:
+            n = 1  # the statement lists the excluded subjects: take the in-memory path
         if n > 1 and run.decomposable:
             parallel.write_json(run, out, n)
             return
@@ -563,6 +593,8 @@ class OrderedPass:
                 if share is None:
                     continue
                 key = scope(day, subject, outcome)
+                if key is None:
+                    continue  # outside every band of a `per band` ceiling: it does not apply
                 used = self.ceiling_used[j].get(key, 0)
                 room = self.ceiling_limits[j] - used
                 pay = share if share <= room else max(room, 0)
@@ -598,6 +630,17 @@ class OrderedPass:
             if not self.ceiling_used[j] and not ceiling.scopes:
                 out.append(CapUse(ceiling.name, "", pounds(self.ceiling_limits[j]), ZERO))
         return out
+
+
+def report_value(value, typ, rounding: str):
+    """A reported value as the statement shows it: money to the penny, days as dates."""
+    if value is None or typ is None:
+        return value
+    if typ.kind == "money":
+        return round_money(value, rounding)
+    if typ.kind == "date":
+        return iso(value)
+    return value
 
 
 def _claim_order(c: tuple) -> tuple:

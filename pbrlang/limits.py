@@ -17,7 +17,8 @@ place in the text where it is exceeded, never as a RecursionError or a hang.
 | MAX_PREFIX_RUN                | E004 | parser, the same scan                        |
 | MAX_EXPRESSION_DEPTH          | E004 | parser, while the syntax tree is built       |
 | MAX_PARSE_STACK               | E004 | parser, while it reads each token            |
-| MAX_DECLARATIONS              | E005 | parser, after the tree is built              |
+| MAX_DECLARATIONS              | E005 | parser, while the syntax tree is built       |
+| MAX_LIST_ITEMS                | E005 | parser, while the syntax tree is built       |
 | MAX_DEFINITION_CHAIN          | E004 | checker, over definitions and outcomes       |
 | MAX_DIAGNOSTICS               | E005 | parser and checker: reporting stops there    |
 """
@@ -36,14 +37,14 @@ Checked by a scan of the characters before the text is parsed, so that
 `((((...` fails at once with the position of the 65th open bracket.
 """
 
-MAX_TOKENS = 100_000
-"""The most words, numbers and symbols a contract may have, comments not counted: 100,000 (E005).
+MAX_TOKENS = 50_000
+"""The most words, numbers and symbols a contract may have, comments not counted: 50,000 (E005).
 
 The largest example has under 600. Parsing, checking and compiling take time
-in proportion to the number of tokens (the parser alone takes about 20
-microseconds a token), so this bounds the time taken by a large but shallow
-text, such as an enumeration of 200,000 values or a 1 MB line of `a + a + ...`,
-which a quick scan refuses before it is parsed.
+in proportion to the number of tokens (about 30 microseconds a token in all),
+so this bounds the time a large but shallow text can take, such as a 1 MB
+line of `a + a + ...`, which a quick scan refuses before it is parsed; the
+largest contract accepted is checked in about a second and a half.
 """
 
 MAX_PREFIX_RUN = 100
@@ -57,14 +58,16 @@ one of 50,000 `-`s. (Two `not`s in a row cancel out, as do two `-`s.)
 MAX_EXPRESSION_DEPTH = 100
 """The deepest an expression may nest, in levels of the syntax tree: 100 (E004).
 
-Each operator, prefix, field access, call, aggregate and its `for x in ...`
-binding is one level; brackets themselves are not. A chain `a + b + c + ...`
-of N terms is N - 1 levels deep (the parser builds it leaning left), as is a
-run of N `not`s; `any x in t where any y in ...` is two levels an aggregate.
-The deepest example expression is 10 levels.
+Every node of an expression is one level, the names and numbers at its leaves
+included: each operator, `not`, `-`, field access, call, aggregate and its
+`for x in ...` binding; brackets themselves are not. So `a + b + c` is three
+levels (two additions, leaning left, and a name), a chain of N terms is N, a
+run of N `not`s before a name is N + 1, and `any x in t where any y in ...`
+is two levels an aggregate. The deepest expression in the examples is 10.
 
-The checker uses at most five Python frames a level, the compiler two, the
-compiled closures one or two; so 100 levels stay far below Python's default
+Checking uses at most four or five Python frames a level, evaluation one or
+two (about 410 and 250 frames for the deepest expressions allowed, measured
+by tests/test_limits.py), so 100 levels stay well below Python's default
 recursion limit of 1,000 even when pbrlang is called from deep inside an
 application. The depth is measured as the parser builds the tree (bottom up,
 with no recursion), and parsing stops at the first node that goes past it.
@@ -85,8 +88,20 @@ MAX_NESTING), found after a few thousand tokens rather than after them all.
 MAX_DECLARATIONS = 5_000
 """The most top-level declarations a contract may have: 5,000 (E005).
 
-The examples have 20 to 40. Some of the checker's work (suggesting a close
-name for a misspelt one) grows with the number of names declared.
+The examples have 20 to 40. Lark builds each list of the grammar by copying
+it once an item (time in the square of its length: 45,000 declarations took
+a minute), and some of the checker's work (suggesting a close name for a
+misspelt one) grows with the number of names declared. Counted as the parser
+builds the list, so parsing stops at the 5,001st.
+"""
+
+MAX_LIST_ITEMS = 5_000
+"""The most items in any other list of the grammar: 5,000 (E005).
+
+The values of an enumeration, the fields of a table, the periods of a band,
+the rows of a tariff, the cells of a row, the clauses of an outcome, the
+arguments of a call: each is a list that Lark copies once an item, so each is
+bounded for the same reason as MAX_DECLARATIONS.
 """
 
 MAX_DEFINITION_CHAIN = 200

@@ -19,6 +19,7 @@ import os
 import tempfile
 from typing import TextIO
 
+from .errors import EvaluationError
 from .evaluator import Evaluation, EvaluationErrors, SubjectResult
 from .statement import FIRST_PAYMENT, PAYMENT_SEPARATOR, LineFormatter, Statement, Totals, head_json
 from .statement import EMPTY_PAYMENTS_END, PAYMENTS_END
@@ -49,7 +50,8 @@ def _ranges(run: Evaluation, parts: int) -> list[list[tuple]]:
 
 def _first_pass(rows: list[tuple]):
     results, errors = _RUN.first_pass(rows)
-    return [(r.subject, r.eligible, r.days, r.excluded, r.claims) for r in results], [str(e) for e in errors]
+    return ([(r.subject, r.eligible, r.days, r.excluded, r.claims) for r in results],
+            [(e.subject, str(e).removeprefix("evaluation error: ")) for e in errors])
 
 
 def first_pass(run: Evaluation, workers: int) -> list[SubjectResult]:
@@ -66,9 +68,9 @@ def first_pass(run: Evaluation, workers: int) -> list[SubjectResult]:
             parts = pool.map(_first_pass, _ranges(run, workers))
     finally:
         _RUN = None
-    errors = [e for _, errs in parts for e in errs]
+    errors = [EvaluationError(message, subject) for _, errs in parts for subject, message in errs]
     if errors:
-        raise EvaluationErrors([_Message(e) for e in errors])
+        raise EvaluationErrors(errors)
     return [SubjectResult(*r) for results, _ in parts for r in results]
 
 
@@ -90,7 +92,7 @@ def _format_part(job: tuple) -> tuple:
         offset = 0
         for chunk_number, start in enumerate(range(0, len(rows), CHUNK)):
             results, errs = run.first_pass(rows[start: start + CHUNK])
-            errors.extend(str(e) for e in errs)
+            errors.extend((e.subject, str(e).removeprefix("evaluation error: ")) for e in errs)
             eligible += sum(1 for r in results if r.eligible)
             by_day: dict[int, list[str]] = {}
             for r in results:
@@ -123,9 +125,9 @@ def write_json(run: Evaluation, out: TextIO, workers: int) -> None:
                 parts = pool.map(_format_part, jobs)
         finally:
             _RUN = None
-        errors = [e for part in parts for e in part[5]]
+        errors = [EvaluationError(message, subject) for part in parts for subject, message in part[5]]
         if errors:
-            raise EvaluationErrors([_Message(e) for e in errors])
+            raise EvaluationErrors(errors)
         totals = Totals(len(program.outcomes), program.funders)
         for part in parts:
             totals.merge(part[2])

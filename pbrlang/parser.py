@@ -22,6 +22,7 @@ from .limits import (
     MAX_DECLARATIONS,
     MAX_DIAGNOSTICS,
     MAX_EXPRESSION_DEPTH,
+    MAX_LIST_ITEMS,
     MAX_NESTING,
     MAX_PARSE_STACK,
     MAX_PREFIX_RUN,
@@ -55,6 +56,15 @@ _CHAINS = frozenset({"add", "sub", "mul", "div", "and_", "or_"})
 _PREFIXES = frozenset({"not_", "neg"})
 
 
+class _TooLong(Exception):
+    """Raised from inside the parser when a list (of declarations, values, ...) passes its limit."""
+
+    def __init__(self, data: str, children: list):
+        super().__init__(data)
+        self.data = data
+        self.children = children
+
+
 class _TooDeep(Exception):
     """Raised from inside the parser when an expression nests past MAX_EXPRESSION_DEPTH."""
 
@@ -76,6 +86,14 @@ class _Tree(Tree):
 
     def __init__(self, data, children, meta=None):
         super().__init__(data, children, meta)
+        if data[:2] == "__":
+            # A list in the making (`declaration*`, `("," enum_value)*`, ...): Lark copies it
+            # once an item, so a long one costs time in the square of its length. Its
+            # items are measured when the rule that holds them is built.
+            if len(children) > (MAX_DECLARATIONS if data.startswith("__start_") else MAX_LIST_ITEMS):
+                raise _TooLong(data, children)
+            self.depth = 0
+            return
         depth = 0
         for c in children:
             if type(c) is _Tree and c.depth > depth:
@@ -99,6 +117,34 @@ class _StackTooDeep(Exception):
 def _lark() -> Lark:
     return Lark(grammar_text(), parser="lalr", propagate_positions=True, maybe_placeholders=True, cache=True,
                 tree_class=_Tree)
+
+
+@attrs.frozen
+class _ContractSource(Source):
+    """A contract's Source whose lines are split once, where the parser counts them.
+
+    The parser numbers lines at each "\\n" only (a form feed or a U+2028 in a
+    contract does not start a line for it), and diagnostics render the line
+    they point at; splitting once also keeps rendering a hundred diagnostics
+    of a large text quick.
+    """
+
+    lines: tuple = attrs.field(init=False, eq=False, repr=False)
+
+    @lines.default
+    def _split(self) -> tuple:
+        return tuple(line[:-1] if line.endswith("\r") else line for line in self.text.split("\n"))
+
+    def line(self, number: int) -> str:
+        if 1 <= number <= len(self.lines):
+            return self.lines[number - 1]
+        return ""
+
+    def last_position(self) -> tuple[int, int]:
+        """The line and column just after the last character that is not a line break."""
+        lines = self.lines
+        count = len(lines) - 1 if len(lines) > 1 and lines[-1] == "" else len(lines)
+        return count, len(lines[count - 1]) + 1
 
 
 def _parse_tree(text: str) -> _Tree:
@@ -178,15 +224,25 @@ def _describe_expected(names: set[str]) -> str:
     return ", ".join(words[:-1]) + " or " + words[-1]
 
 
-def _syntax_error(source: Source, err: UnexpectedInput) -> Diagnostic:
-    line = getattr(err, "line", None) or 1
+def _shown(text: str, limit: int = 40) -> str:
+    """A piece of the contract fit to quote in a message: short, and with no invisible characters."""
+    if len(text) > limit:
+        text = text[: limit - 3] + "..."
+    return "".join(c if c.isprintable() else f"U+{ord(c):04X}" for c in text)
+
+
+def _shift(span: Span, lines: int) -> Span:
+    return attrs.evolve(span, line=span.line + lines, end_line=span.end_line + lines) if lines else span
+
+
+def _syntax_error(source: Source, err: UnexpectedInput, offset: int = 0) -> Diagnostic:
+    """The diagnostic for Lark's error; `offset` lines come before the text that was parsed."""
+    line = (getattr(err, "line", None) or 1) + offset
     column = getattr(err, "column", None) or 1
     if isinstance(err, UnexpectedEOF) or (
         isinstance(err, UnexpectedToken) and err.token.type == "$END"
     ):
-        lines = source.text.splitlines() or [""]
-        line = len(lines)
-        column = len(lines[-1]) + 1
+        line, column = source.last_position()
         expected = _describe_expected(set(err.expected))
         return Diagnostic(
             "E001",
@@ -202,9 +258,11 @@ def _syntax_error(source: Source, err: UnexpectedInput) -> Diagnostic:
             hint = "write amounts in pounds as £400.00"
         elif char == "'":
             hint = 'texts are written in double quotes: "work-programme"'
-        return Diagnostic("E002", f"unexpected character `{char}`", Span.at(source, line, column), hint=hint)
+        elif char == '"':
+            hint = 'a text in double quotes ends on the line it starts on'
+        return Diagnostic("E002", f"unexpected character `{_shown(char)}`", Span.at(source, line, column), hint=hint)
     token = err.token
-    shown = str(token)
+    shown = _shown(str(token))
     if _OPERATORS & set(err.expected) and len(err.expected) > 8:
         return Diagnostic(
             "E003",
@@ -672,16 +730,42 @@ def _node_span(source: Source, children: list) -> Span:
     return first.join(last)
 
 
-def _too_deep(source: Source, err: _TooDeep | _StackTooDeep) -> Diagnostic:
+_LIST_WORDS = (
+    ("__start_", "declarations", "the contract has"),
+    ("__enum_decl_", "values", "this enumeration has"),
+    ("__table_decl_", "fields or rules", "this table has"),
+    ("__band_decl_", "periods", "this band has"),
+    ("__tariff_decl_", "rows", "this tariff has"),
+    ("__grid_row_", "cells", "this row has"),
+    ("__outcome_decl_", "clauses", "this outcome has"),
+    ("__cohorts_decl_", "cohorts", "this declaration has"),
+)
+
+
+def _too_long(source: Source, err: _TooLong, offset: int = 0) -> Diagnostic:
+    limit = MAX_DECLARATIONS if err.data.startswith("__start_") else MAX_LIST_ITEMS
+    what, who = next(((w, h) for prefix, w, h in _LIST_WORDS if err.data.startswith(prefix)), ("items", "this list has"))
+    span = _shift(_node_span(source, err.children[limit:limit + 1]), offset)
+    return Diagnostic(
+        "E005",
+        f"{who} more than {limit:,} {what}",
+        Span.at(source, span.line, span.column),
+        hint="no schedule written by people comes near this",
+    )
+
+
+def _too_deep(source: Source, err: _TooDeep | _StackTooDeep | _TooLong, offset: int = 0) -> Diagnostic:
     """The diagnostic for a node past MAX_EXPRESSION_DEPTH, in words for what made it deep."""
+    if isinstance(err, _TooLong):
+        return _too_long(source, err, offset)
     if isinstance(err, _StackTooDeep):
         return Diagnostic(
             "E004",
             f"this expression is nested more than {MAX_EXPRESSION_DEPTH} levels deep",
-            Span.from_token(source, err.token),
+            _shift(Span.from_token(source, err.token), offset),
             hint="split the expression with `let` definitions",
         )
-    span = _node_span(source, err.children)
+    span = _shift(_node_span(source, err.children), offset)
     # Follow the deepest path down from the node and see what it is mostly made of.
     chains = prefixes = others = 0
     data, children = err.data, err.children
@@ -698,29 +782,20 @@ def _too_deep(source: Source, err: _TooDeep | _StackTooDeep) -> Diagnostic:
         below = max(deeper, key=lambda c: c.depth)
         data, children = below.data, below.children
     if prefixes > chains + others:
-        return _prefix_run(source, span)
-    if chains > prefixes + others:
-        return Diagnostic(
-            "E004",
-            f"this expression chains more than {MAX_EXPRESSION_DEPTH} operators",
-            span,
-            hint="split the chain into parts with `let` definitions, and add up the parts",
-        )
-    return Diagnostic(
-        "E004",
-        f"this expression is nested more than {MAX_EXPRESSION_DEPTH} levels deep",
-        span,
-        hint="split the expression with `let` definitions",
-    )
+        hint = "each `not` or `-` nests one level (and two in a row cancel out)"
+    elif chains > prefixes + others:
+        hint = "each operator of a chain nests one level: split the chain into parts with `let` definitions"
+    else:
+        hint = "split the expression with `let` definitions"
+    return Diagnostic("E004", f"this expression is nested more than {MAX_EXPRESSION_DEPTH} levels deep", span, hint=hint)
 
 
-def _too_many(source: Source) -> Diagnostic:
+def _too_many(source: _ContractSource) -> Diagnostic:
     """Said once, at the end, when a list of problems stops at MAX_DIAGNOSTICS."""
-    lines = source.text.split("\n")
     return Diagnostic(
         "E005",
         f"too many problems: only the first {MAX_DIAGNOSTICS} found are listed",
-        Span.at(source, len(lines), len(lines[-1]) + 1),
+        Span.at(source, *source.last_position()),
         hint="put these right and check again",
     )
 
@@ -731,47 +806,43 @@ _DECLARATION_WORDS = (
 )
 
 
-def _all_syntax_errors(source: Source, first: UnexpectedInput) -> list[Diagnostic]:
+def _all_syntax_errors(source: _ContractSource, first: UnexpectedInput) -> list[Diagnostic]:
     """Report a syntax error in each top-level declaration, not only the first.
 
     Each declaration starts with its keyword at the start of a line; every one
-    is parsed on its own (padded so that lines keep their numbers), which finds
-    independent mistakes without guessing how to repair any of them.
+    is parsed on its own (its errors moved down to its lines), which finds
+    independent mistakes without guessing how to repair any of them. At most
+    MAX_DECLARATIONS declarations are read again, and MAX_DIAGNOSTICS reported.
     """
     found = [_syntax_error(source, first)]
     lines = source.text.split("\n")
     starts = [i for i, line in enumerate(lines) if line.split(" ", 1)[0].rstrip(":") in _DECLARATION_WORDS]
     if len(starts) < 2:
         return found
-    bounds = list(zip(starts, starts[1:] + [len(lines)]))
+    bounds = list(zip(starts, starts[1:] + [len(lines)]))[:MAX_DECLARATIONS]
     seen = {(d.span.line, d.span.column) for d in found}
     for begin, end in bounds:
-        chunk = "\n" * begin + "\n".join(lines[begin:end])
+        chunk = "\n".join(lines[begin:end])
         try:
             _parse_tree(chunk)
-        except (_TooDeep, _StackTooDeep) as err:
-            d = _too_deep(source, err)
-            if (d.span.line, d.span.column) not in seen and d.span.line > begin:
-                if len(found) >= MAX_DIAGNOSTICS:
-                    found.append(_too_many(source))
-                    break
-                seen.add((d.span.line, d.span.column))
-                found.append(d)
+            continue
+        except (_TooDeep, _StackTooDeep, _TooLong) as err:
+            d = _too_deep(source, err, begin)
         except UnexpectedInput as err:
-            d = _syntax_error(source, err)
+            d = _syntax_error(source, err, begin)
             if isinstance(err, UnexpectedEOF) or getattr(getattr(err, "token", None), "type", "") == "$END":
                 # The declaration stops short: point at its last line, not at the end of the file.
                 last = end - 1
                 while last > begin and not lines[last].strip():
                     last -= 1
                 d = attrs.evolve(d, message="this declaration ends too early",
-                                 span=Span.at(source, last + 1, len(lines[last]) + 1))
-            if (d.span.line, d.span.column) not in seen and d.span.line > begin:
-                if len(found) >= MAX_DIAGNOSTICS:
-                    found.append(_too_many(source))
-                    break
-                seen.add((d.span.line, d.span.column))
-                found.append(d)
+                                 span=Span.at(source, last + 1, len(source.line(last + 1)) + 1))
+        if (d.span.line, d.span.column) not in seen and d.span.line > begin:
+            if len(found) >= MAX_DIAGNOSTICS:
+                found.append(_too_many(source))
+                break
+            seen.add((d.span.line, d.span.column))
+            found.append(d)
     return found
 
 
@@ -782,7 +853,9 @@ def parse(text: str, name: str = "<contract>") -> n.ContractTree:
     that the stages after it (which recurse over the tree) only ever see trees
     they can handle.
     """
-    source = Source(name, text)
+    if not isinstance(text, str):
+        raise TypeError(f"contract text must be a str, not {type(text).__name__}")
+    source = _ContractSource(name, text)
     if len(text.encode("utf-8", "surrogatepass")) > MAX_CONTRACT_BYTES:
         raise ContractSyntaxError(
             [Diagnostic("E005", f"the contract is larger than {MAX_CONTRACT_BYTES} bytes", Span.at(source, 1, 1))]
@@ -794,20 +867,12 @@ def parse(text: str, name: str = "<contract>") -> n.ContractTree:
         tree = _parse_tree(text)
     except UnexpectedInput as err:
         raise ContractSyntaxError(_all_syntax_errors(source, err)) from None
-    except (_TooDeep, _StackTooDeep) as err:
+    except (_TooDeep, _StackTooDeep, _TooLong) as err:
         raise ContractSyntaxError([_too_deep(source, err)]) from None
     except RecursionError:  # not expected: the limits above keep every stage shallow
         raise ContractSyntaxError(
             [Diagnostic("E004", "the contract is nested too deeply to read", Span.at(source, 1, 1))]
         ) from None
-    if len(tree.children) > MAX_DECLARATIONS:
-        extra = tree.children[MAX_DECLARATIONS]
-        raise ContractSyntaxError([Diagnostic(
-            "E005",
-            f"the contract has more than {MAX_DECLARATIONS:,} declarations",
-            Span.at(source, extra.meta.line, extra.meta.column) if not extra.meta.empty else Span.at(source, 1, 1),
-            hint="no schedule written by people comes near this",
-        )])
     builder = _Builder(source)
     try:
         result = builder.transform(tree)

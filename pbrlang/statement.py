@@ -461,9 +461,13 @@ class Statement:
         lines = [
             f"Statement for {self.contract} as of {self.as_of.isoformat()} ({self.currency})",
             f"Subjects evaluated: {self.subjects_evaluated}, eligible: {self.subjects_eligible}, "
-            f"paid: {paid}; payments: {len(self.rows)}",
+            f"paid: {paid}; payments: {len(self.rows)}"
+            + (f"; excluded for broken data: {len(self.excluded)}" if self.excluded else ""),
             "",
         ]
+        for subject, problems in self.excluded:
+            lines.insert(-1, f"  excluded {subject}: {problems[0]}" + (f" (and {len(problems) - 1} more)"
+                                                                        if len(problems) > 1 else ""))
 
         def block(title: str, rows: dict[str, int]) -> None:
             shown = {k: _grouped(v) for k, v in rows.items()}

@@ -15,7 +15,7 @@ class Type:
 
     def __str__(self) -> str:
         if self.kind == "enum":
-            return f"`{self.name}` value"
+            return f"`{self.name}` value"  # "`payment_group` value"
         if self.kind == "band":
             return f"`{self.name}` band"
         if self.kind == "record":

@@ -15,9 +15,16 @@ BROKEN = sorted(p for p in (ROOT / "tests" / "data" / "broken").iterdir() if p.i
 WP = example("work-programme")
 
 
+def _contract_for(folder: Path) -> tuple[Path, str]:
+    scheme = (folder / "scheme.txt").read_text().strip() if (folder / "scheme.txt").exists() else "work-programme"
+    as_of = {"work-programme": "2014-06-30", "troubled-families": "2015-06-30"}[scheme]
+    return example(scheme), as_of
+
+
 @pytest.mark.parametrize("folder", BROKEN, ids=lambda p: p.name)
 def test_broken_data_is_rejected_with_file_row_and_field(folder: Path):
-    out = pbr("eval", WP.relative_to(ROOT), "--data", folder.relative_to(ROOT), "--as-of", "2014-06-30")
+    contract, as_of = _contract_for(folder)
+    out = pbr("eval", contract.relative_to(ROOT), "--data", folder.relative_to(ROOT), "--as-of", as_of)
     assert out.returncode == 1, out.stdout
     assert "Traceback" not in out.stderr
     assert out.stdout == ""
@@ -70,3 +77,48 @@ def test_extra_columns_are_ignored_with_a_warning(tmp_path):
     out = pbr("eval", WP, "--data", tmp_path, "--as-of", "2014-06-30", "--format", "json")
     assert out.returncode == 0
     assert "ignored column notes" in out.stderr
+
+
+# What --exclude-invalid does with each broken corpus case: the subject it leaves out, or None when the
+# problem belongs to no subject and the run must still stop.
+EXCLUDED = {
+    "bad_date": "P01",
+    "not_a_date": "P01",
+    "unknown_group": "P02",
+    "duplicate_key": "P01",
+    "end_before_start": "P01",
+    "attached_too_early": "P01",
+    "wrong_cell_count": "P01",
+    "empty_required_value": "P02",
+    "jsonl_not_object": None,
+    "missing_column": None,
+    "missing_subject": None,
+    "empty_file": None,
+    "not_utf8": None,
+    "nan_in_decimal": "F01",
+    "text_in_integer": "F01",
+    "huge_number": "F01",
+    "negative_count_breaks_rule": "F01",
+    "decimal_with_comma": "F01",
+    "grandchild_refers_to_missing_member": None,
+}
+
+
+@pytest.mark.parametrize("folder", BROKEN, ids=lambda p: p.name)
+def test_exclude_invalid_leaves_out_the_subject_and_says_so(folder: Path):
+    contract_path, as_of = _contract_for(folder)
+    contract = pbrlang.load(contract_path)
+    expected = EXCLUDED[folder.name]
+    if expected is None:
+        with pytest.raises(pbrlang.DataError):
+            contract.evaluate([folder], as_of=as_of, exclude_invalid=True)
+        return
+    statement = contract.evaluate([folder], as_of=as_of, exclude_invalid=True)
+    assert [s for s, _ in statement.excluded] == [expected]
+    assert all(p.subject != expected for p in statement.payments)
+    subject_table = contract.program.subject.table
+    rows = (folder / f"{subject_table}.csv").read_text().splitlines()[1:]
+    ids = {r.split(",")[0] for r in rows if r}
+    # every subject is either evaluated or listed as excluded: nothing is dropped silently
+    assert statement.subjects_evaluated + len(statement.excluded) == len(ids)
+    assert statement.to_dict()["subjects"]["excluded"] == 1
