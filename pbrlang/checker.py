@@ -1363,8 +1363,10 @@ class Checker:
         value = self.expr(e.value, inner)
         typ = value.type
         if typ is not None:
-            if e.kind == "sum" and typ.kind not in ("integer", "decimal", "money", "days"):
-                self.error("E102", f"cannot add up {typ} values", e.value.span)
+            if e.kind in ("sum", "mean") and typ.kind not in ("integer", "decimal", "money", "days"):
+                self.error("E102", f"cannot add up {typ}s", e.value.span)
+            elif e.kind == "mean":
+                typ = t.MONEY if typ.kind == "money" else t.DECIMAL
             elif e.kind in ("earliest", "latest") and typ.kind != "date":
                 self.error("E102", f"{e.kind} takes dates; use min or max for {typ}", e.value.span)
             elif typ.kind not in t.ORDERED:

@@ -515,9 +515,12 @@ class Compiler:
         value = self.expr(e.value, inner)
         kind = e.kind
 
+        add = _mixed(lambda a, b: a + b)
+
         def aggregate(fr):
             best = None
             total = 0
+            count = 0
             for rec in source(fr):
                 fr[s] = rec
                 if where is not None and not where(fr):
@@ -525,10 +528,13 @@ class Compiler:
                 v = value(fr)
                 if v is None:
                     continue
-                if kind == "sum":
-                    total = _mixed(lambda a, b: a + b)(total, v)
+                if kind in ("sum", "mean"):
+                    total = add(total, v)
+                    count += 1
                 elif best is None or (v < best if kind in ("earliest", "min") else v > best):
                     best = v
+            if kind == "mean":
+                return _frac(total) / count if count else None  # exact: no rounding until a payment
             return total if kind == "sum" else best
 
         return aggregate

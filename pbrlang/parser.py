@@ -16,7 +16,7 @@ from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from . import nodes as n
-from .errors import ContractSyntaxError, Diagnostic
+from .errors import ContractSyntaxError, Diagnostic, UsageError
 from .limits import (
     MAX_CONTRACT_BYTES,
     MAX_DECLARATIONS,
@@ -654,6 +654,9 @@ _SCAN = re.compile(
 )
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _position(text: str, offset: int) -> tuple[int, int]:
     """The 1-based line and column of a character offset, counting lines as the parser does."""
     line = text.count("\n", 0, offset) + 1
@@ -854,12 +857,20 @@ def parse(text: str, name: str = "<contract>") -> n.ContractTree:
     they can handle.
     """
     if not isinstance(text, str):
-        raise TypeError(f"contract text must be a str, not {type(text).__name__}")
+        raise UsageError(f"a contract is text (str), not {type(text).__name__}")
     source = _ContractSource(name, text)
     if len(text.encode("utf-8", "surrogatepass")) > MAX_CONTRACT_BYTES:
         raise ContractSyntaxError(
             [Diagnostic("E005", f"the contract is larger than {MAX_CONTRACT_BYTES} bytes", Span.at(source, 1, 1))]
         )
+    half = _SURROGATE.search(text)
+    if half:
+        # Only a str built in Python can hold one (a file is read as UTF-8); it cannot be written out again.
+        raise ContractSyntaxError([Diagnostic(
+            "E002", f"unexpected character `{_shown(half.group())}`",
+            Span.at(source, *_position(text, half.start())),
+            hint="this is half of a character (an unpaired surrogate), not text",
+        )])
     problem = _scan_problem(source)
     if problem:
         raise ContractSyntaxError([problem])

@@ -1,0 +1,72 @@
+"""Language features not covered by the example schemes, each pinned down on small data."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pbrlang
+from conftest import ROOT
+
+HEADER = """contract "features"
+funder X
+table people:
+  id: text key
+  joined_on: date
+table events:
+  person_id: people
+  kind: text
+  date: date
+  score: integer
+subject person: people
+"""
+
+
+def _run(body: str, people, events, as_of="2021-12-31"):
+    contract = pbrlang.loads(HEADER + body)
+    return contract.evaluate({"people": people, "events": events}, as_of=as_of)
+
+
+def test_mean_is_exact_until_the_payment():
+    contract = pbrlang.load(ROOT / "tests" / "contracts" / "features" / "mean.pbr")
+    st = contract.evaluate({"people": [{"id": "a"}, {"id": "b"}, {"id": "c"}],
+                            "scores": [{"person_id": "a", "score": 2}, {"person_id": "a", "score": 3},
+                                       {"person_id": "a", "score": 3}, {"person_id": "b", "score": 1}]},
+                           as_of="2020-12-31")
+    assert [(p.subject, p.amount) for p in st.payments] == [("a", Decimal("266.67"))]  # 100 x 8/3, half up
+
+
+def test_requires_an_earlier_outcome():
+    body = """
+outcome first_job:
+  achieved on earliest e.date for e in events where e.kind = "job"
+  pays £100.00
+outcome promotion:
+  achieved on earliest e.date for e in events where e.kind = "promotion"
+  requires first_job
+  pays £50.00
+"""
+    people = [{"id": "a", "joined_on": "2020-01-01"}, {"id": "b", "joined_on": "2020-01-01"}]
+    events = [
+        {"person_id": "a", "kind": "job", "date": "2020-02-01", "score": 0},
+        {"person_id": "a", "kind": "promotion", "date": "2020-05-01", "score": 0},
+        {"person_id": "b", "kind": "promotion", "date": "2020-05-01", "score": 0},  # no job: not paid
+    ]
+    st = _run(body, people, events)
+    assert [(p.subject, p.outcome) for p in st.payments] == [("a", "first_job"), ("a", "promotion")]
+
+
+def test_cap_per_month_cuts_in_payment_order_and_reports_use():
+    body = """
+outcome start:
+  achieved on joined_on
+  pays £300.00
+cap monthly: £500.00 per month
+"""
+    people = [{"id": i, "joined_on": d} for i, d in [("a", "2020-01-05"), ("b", "2020-01-05"), ("c", "2020-01-31"),
+                                                       ("d", "2020-02-01")]]
+    st = _run(body, people, [])
+    assert [(p.subject, str(p.amount)) for p in st.payments] == [("a", "300.00"), ("b", "200.00"), ("c", "0.00"),
+                                                                 ("d", "300.00")]
+    caps = st.to_dict()["caps"]["monthly"]
+    assert caps == {"2020-01": {"limit": "500.00", "used": "500.00", "headroom": "0.00"},
+                    "2020-02": {"limit": "500.00", "used": "300.00", "headroom": "200.00"}}
