@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import decimal
 import json
+from decimal import Decimal
 from typing import Any
 
 import attrs
@@ -102,6 +103,7 @@ class Explanation:
     eligible: bool
     eligible_rule: Rule | None
     outcomes: tuple[OutcomeExplanation, ...]
+    subject_caps: tuple[dict, ...] = ()  # each per-subject cap: its limit, what it used and the headroom
 
     @property
     def total(self) -> decimal.Decimal:
@@ -116,6 +118,7 @@ class Explanation:
             "eligible": self.eligible,
             "eligible_rule": self.eligible_rule.to_dict() if self.eligible_rule else None,
             "total": money_text(self.total),
+            "caps": list(self.subject_caps),
             "outcomes": [o.to_dict() for o in self.outcomes],
         }
 
@@ -131,6 +134,9 @@ class Explanation:
             out.append(f"  eligible: {'yes' if self.eligible else 'no'} ({self.eligible_rule.location}: "
                        f"{self.eligible_rule.source})")
         out.append(f"  total paid: {pounds(self.total)}")
+        for c in self.subject_caps:
+            out.append(f"  cap {c['cap']}: limit {pounds(Decimal(c['limit']))}, used {pounds(Decimal(c['used']))}, "
+                       f"headroom {pounds(Decimal(c['headroom']))}  ({c['location']})")
         for o in self.outcomes:
             out.append("")
             out.append(_headline(o))
@@ -227,6 +233,7 @@ class _Explainer:
         self.statement = statement
         self.run = Evaluation(self.compiled, dataset, as_of)
         self.files = {name: t.file for name, t in self.run.dataset.tables.items()}
+        self._cap_names = {c.name for c in self.program.caps}
 
     def evidence(self, table: str, rec: tuple) -> Evidence:
         info = self.program.tables[table]
@@ -258,6 +265,21 @@ class _Explainer:
         eligible_rule = None
         for d in self.program.eligible and [self.program.eligible] or []:
             eligible_rule = _rule(d.span, whole=False)
+        subject_caps = []
+        if eligible:
+            for i, cap in enumerate(self.program.caps):
+                if "subject" not in cap.scopes:
+                    continue
+                fr[TRACE] = []
+                limit = self.compiled.cap_limits[i](fr)
+                if limit is None:
+                    continue
+                used = sum((p.tariff - sum((c.amount for c in p.cuts if c.cap in self._cap_names), Decimal(0))
+                            for p in payments if not cap.outcomes or p.outcome in cap.outcomes), Decimal(0))
+                limit = Decimal(limit).quantize(Decimal("0.01"))
+                subject_caps.append({"cap": cap.name, "limit": money_text(limit), "used": money_text(used),
+                                     "headroom": money_text(max(limit - used, Decimal(0))),
+                                     "location": f"{cap.span.source.name}:{cap.span.line}"})
         return Explanation(
             contract=self.program.name,
             as_of=self.as_of,
@@ -266,6 +288,7 @@ class _Explainer:
             eligible=bool(eligible),
             eligible_rule=eligible_rule,
             outcomes=tuple(outcomes),
+            subject_caps=tuple(subject_caps),
         )
 
     def _step_name(self, slot: int) -> str:

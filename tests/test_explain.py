@@ -74,7 +74,10 @@ def test_explain_json_follows_its_documented_shape():
               "--format", "json")
     assert out.returncode == 0, out.stderr
     tree = json.loads(out.stdout)
-    assert set(tree) == {"contract", "as_of", "subject", "record", "eligible", "eligible_rule", "total", "outcomes"}
+    assert set(tree) == {"contract", "as_of", "subject", "record", "eligible", "eligible_rule", "total", "caps",
+                         "outcomes"}
+    assert tree["caps"] == [{"cap": "participant_cap", "limit": "3600.00", "used": "1530.00", "headroom": "2070.00",
+                             "location": str(WP) + ":104"}]
     for o in tree["outcomes"]:
         assert set(o) == {"outcome", "status", "achieved_on", "rule", "conditions", "achieved_rule", "definitions",
                           "tariffs", "bands", "evidence", "progress", "excluded_by", "payments", "caps"}
