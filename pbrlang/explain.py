@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import functools
 import json
 from decimal import Decimal
 from typing import Any
@@ -198,10 +199,16 @@ def _payment_line(p: Payment) -> str:
     return text
 
 
+@functools.lru_cache(maxsize=64)
+def _lines(text: str) -> list[str]:
+    return text.splitlines()
+
+
+@functools.lru_cache(maxsize=4096)
 def _rule(span, whole: bool = True) -> Rule:
     if span is None:
         return Rule("?", "")
-    lines = span.source.text.splitlines()
+    lines = _lines(span.source.text)
     if whole:
         text = " ".join(line.strip() for line in lines[span.line - 1: span.end_line])
     else:
@@ -234,6 +241,10 @@ class _Explainer:
         self.run = Evaluation(self.compiled, dataset, as_of)
         self.files = {name: t.file for name, t in self.run.dataset.tables.items()}
         self._cap_names = {c.name for c in self.program.caps}
+        self.rows_by_subject = {r[self.run.key_index]: r for r in self.run.subject_rows}
+        self.rows_of_subject: dict[str, list] = {}
+        for r in statement.rows:
+            self.rows_of_subject.setdefault(r[SUBJECT_COLUMN], []).append(r)
 
     def evidence(self, table: str, rec: tuple) -> Evidence:
         info = self.program.tables[table]
@@ -242,7 +253,7 @@ class _Explainer:
 
     def explain(self, subject: str) -> Explanation:
         run = self.run
-        row = next((r for r in run.subject_rows if r[run.key_index] == subject), None)
+        row = self.rows_by_subject.get(subject)
         if row is None:
             raise UsageError(f"no subject `{subject}` in table `{self.program.subject.table}`")
         fr = run.template[:]
@@ -258,7 +269,7 @@ class _Explainer:
         days = {o.name: fr[o.slot] if eligible else None for o in self.compiled.outcomes}
         result = run.subject(row)
         excluded = dict(result.excluded)
-        payments = [p for p in self.statement.payments if p.subject == subject]
+        payments = [Payment.from_row(r, self.statement.outcomes) for r in self.rows_of_subject.get(subject, [])]
         outcomes = []
         for o, co in zip(self.program.outcomes, self.compiled.outcomes):
             outcomes.append(self._outcome(o, co, fr, eligible, days, excluded, payments, events))
@@ -291,7 +302,34 @@ class _Explainer:
             subject_caps=tuple(subject_caps),
         )
 
+    def reasons(self, subject: str) -> dict[str, dict]:
+        """The compact reason of each outcome: its rule's location and the evidence rows (for eval --explain)."""
+        fr = self.run.template[:]
+        fr[SUBJECT] = self.rows_by_subject[subject]
+        events: dict[str, list] = {}
+        for slot, fn in self.compiled.subject_steps:
+            fr[TRACE] = []
+            fr[slot] = fn(fr)
+            events[self._step_name(slot)] = fr[TRACE]
+        out = {}
+        for o in self.program.outcomes:
+            log = list(events.get("outcome " + o.name, []))
+            for name in self._deps(o.deps):
+                log.extend(events.get(name, []))
+            rows = sorted({(e[1], e[2][-1]) for e in log if e[0] == "evidence"})
+            out[o.name] = {"rule": f"{o.span.source.name}:{o.span.line}",
+                           "evidence": [{"table": t, "row": r} for t, r in rows]}
+        return out
+
     def _step_name(self, slot: int) -> str:
+        if not hasattr(self, "_step_names"):
+            self._step_names = {}
+        if slot in self._step_names:
+            return self._step_names[slot]
+        self._step_names[slot] = name = self._find_step_name(slot)
+        return name
+
+    def _find_step_name(self, slot: int) -> str:
         for name, s in self.compiled.let_slots.items():
             if s == slot:
                 return name
@@ -501,16 +539,7 @@ def reasons(contract, dataset: Dataset, as_of: datetime.date, statement: Stateme
     """The statement with a compact reason on each payment: the rule's location and the evidence rows."""
     with decimal.localcontext(exact_context()):
         explainer = _Explainer(contract, dataset, as_of, statement)
-        by_subject: dict[str, dict[str, dict]] = {}
-        for subject in sorted({p.subject for p in statement.payments}):
-            found = explainer.explain(subject)
-            by_subject[subject] = {
-                o.outcome: {
-                    "rule": o.rule.location,
-                    "evidence": [{"table": e.table, "row": e.row} for e in o.evidence],
-                }
-                for o in found.outcomes
-            }
+        by_subject = {subject: explainer.reasons(subject) for subject in sorted({p.subject for p in statement.payments})}
     outcomes = statement.outcomes
     rows = tuple(r[:REASON] + (by_subject[r[SUBJECT_COLUMN]][outcomes[r[OUTCOME]]],) for r in statement.rows)
     return attrs.evolve(statement, rows=rows)
