@@ -26,7 +26,7 @@ from .compiler import AS_OF, INDEXES, LEDGER, SUBJECT, TRACE, CompiledContract, 
 from . import data
 from .data import Dataset, Table, no_cycle_collection
 from .errors import DataError, DataProblem, EvaluationError
-from .money import ZERO, exact_context, round_money
+from .money import ZERO, exact_context, round_money, splitter
 from .statement import CapUse, Statement, Totals, pence_text, pounds
 
 
@@ -542,7 +542,7 @@ class OrderedPass:
             for o in program.outcomes
         ]
         self.ceilings = [(j, c, run._scope(c.scopes)) for j, c in enumerate(program.ceilings)]
-        self.splits = [_splitter(o.shares) for o in program.outcomes]
+        self.splits = [splitter(o.shares) for o in program.outcomes]
         self.funder_order = {f: k for k, f in enumerate(program.funders)}
         self.ledger = run.template[LEDGER]
         self.ledger.clear()
@@ -660,34 +660,6 @@ def _limit(value, limit, rounding: str) -> int:
     if value is None:
         raise EvaluationError(f"`{limit.name}` has no limit", None, limit.span)
     return to_pence(value, rounding)
-
-
-def _splitter(shares):
-    """Split whole pence between funders: floors, then the spare pence to the largest remainders
-    (ties to the funder declared first). Shares are in declared order."""
-    if len(shares) == 1:
-        name = shares[0][0]
-        return lambda pence: ((name, pence),)
-    from math import lcm
-
-    denominator = lcm(*(f.denominator for _, f in shares))
-    parts = [(name, f.numerator * (denominator // f.denominator)) for name, f in shares]
-    order = range(len(parts))
-
-    def split_pence(pence: int) -> tuple:
-        floors = []
-        remainders = []
-        for _, part in parts:
-            whole, rest = divmod(pence * part, denominator)
-            floors.append(whole)
-            remainders.append(rest)
-        left = pence - sum(floors)
-        if left:
-            for i in sorted(order, key=lambda i: (-remainders[i], i))[:left]:
-                floors[i] += 1
-        return tuple((name, floors[i]) for i, (name, _) in enumerate(parts))
-
-    return split_pence
 
 
 def _cohort_row(name, pooled, start, end, assessed, size, events, comparison, expected, line) -> tuple:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import decimal
 from decimal import Decimal
 from fractions import Fraction
+from math import lcm
 
 PENNY = Decimal("0.01")
 ZERO = Decimal("0.00")
@@ -63,19 +64,34 @@ def money_text(value: Decimal) -> str:
     return f"{value.quantize(PENNY, context=decimal.Context(prec=60)):f}"
 
 
+def splitter(shares: tuple[tuple[str, Fraction], ...]):
+    """A function splitting whole pence between funders exactly: each gets its share rounded
+    down to the penny, and the pence left over go one at a time to the largest remainders,
+    ties to the funder declared first. Shares are in declared order and add up to 1."""
+    if len(shares) == 1:
+        name = shares[0][0]
+        return lambda pence: ((name, pence),)
+    denominator = lcm(*(f.denominator for _, f in shares))
+    parts = [(name, f.numerator * (denominator // f.denominator)) for name, f in shares]
+    order = range(len(parts))
+
+    def split_pence(pence: int) -> tuple:
+        floors = []
+        remainders = []
+        for _, part in parts:
+            whole, rest = divmod(pence * part, denominator)
+            floors.append(whole)
+            remainders.append(rest)
+        left = pence - sum(floors)
+        if left:
+            for i in sorted(order, key=lambda i: (-remainders[i], i))[:left]:
+                floors[i] += 1
+        return tuple((name, floors[i]) for i, (name, _) in enumerate(parts))
+
+    return split_pence
+
+
 def split(amount: Decimal, shares: tuple[tuple[str, Fraction], ...]) -> dict[str, Decimal]:
-    """Split an amount between funders exactly: floor each share to the penny, then give the
-    pennies left over to the largest remainders, ties to the funder declared first."""
-    pennies = int((amount * 100).to_integral_exact(context=decimal.Context(prec=60)))
-    floors: list[int] = []
-    remainders: list[Fraction] = []
-    for _, fraction in shares:
-        exact = pennies * fraction
-        whole = exact.numerator // exact.denominator
-        floors.append(whole)
-        remainders.append(exact - whole)
-    left = pennies - sum(floors)
-    order = sorted(range(len(shares)), key=lambda i: (-remainders[i], i))
-    for i in order[:left]:
-        floors[i] += 1
-    return {name: Decimal(p).scaleb(-2) for (name, _), p in zip(shares, floors)}
+    """Split an amount in pounds between funders exactly (see `splitter`)."""
+    pence = int((amount * 100).to_integral_exact(context=decimal.Context(prec=60)))
+    return {name: Decimal(p).scaleb(-2) for name, p in splitter(shares)(pence)}
