@@ -21,7 +21,12 @@ from .calendar import Spells, add_months
 from .errors import EvaluationError
 from .program import Program
 
-SUBJECT, AS_OF, INDEXES, LEDGER, TRACE = 0, 1, 2, 3, 4
+SUBJECT, AS_OF, INDEXES, LEDGER, TRACE, STEPS = 0, 1, 2, 3, 4, 5
+
+# Records one subject's aggregates may go through, all told: a contract cannot
+# loop, but nested aggregates over a subject with a huge number of records
+# could take very long; past this, the subject is reported, not evaluated.
+MAX_EVALUATION_STEPS = 20_000_000
 EMPTY: tuple = ()
 
 Fn = Callable[[list], Any]
@@ -62,6 +67,21 @@ _COMPARE = {
 }
 
 
+def _counted(source: Fn) -> Fn:
+    """Count the records an aggregate goes through against the subject's step budget."""
+
+    def counted(fr):
+        records = source(fr)
+        steps = fr[STEPS] + len(records)
+        if steps > MAX_EVALUATION_STEPS:
+            raise EvaluationError(f"needs more than {MAX_EVALUATION_STEPS:,} evaluation steps "
+                                  "(records gone through by its aggregates); the limit keeps every run short")
+        fr[STEPS] = steps
+        return records
+
+    return counted
+
+
 def _binder_field(e: n.Expr, binder: str) -> int | None:
     """The field index when `e` is just `binder.field`."""
     if isinstance(e, n.Field) and isinstance(e.target, n.Ref) and e.target.name == binder and e.meaning[0] == "field":
@@ -95,7 +115,7 @@ class Compiler:
         # A tracing build logs evidence into frame[TRACE] for `pbr explain`; the
         # ordinary build has none of that code in it.
         self.trace = trace
-        self.next_slot = 5
+        self.next_slot = 6
         self.let_slots: dict[str, int] = {}
         self.outcome_slots: dict[str, int] = {}
         self.derived: dict[str, tuple[int, Fn | None]] = {}
@@ -453,7 +473,7 @@ class Compiler:
 
     # aggregates: each binding gets its own frame slot for the record in hand
     def _binding(self, b: n.Binding, scope):
-        source = self.expr(b.source, scope)
+        source = _counted(self.expr(b.source, scope))
         s = self.slot()
         inner = dict(scope)
         inner[b.name] = s

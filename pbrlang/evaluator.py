@@ -22,7 +22,7 @@ import attrs
 from . import nodes as n
 from .calendar import financial_year_label, iso, month_label
 
-from .compiler import AS_OF, INDEXES, LEDGER, SUBJECT, TRACE, CompiledContract, recurrences
+from .compiler import AS_OF, INDEXES, LEDGER, STEPS, SUBJECT, TRACE, CompiledContract, recurrences
 from . import data
 from .data import Dataset, Table, no_cycle_collection
 from .errors import DataError, DataProblem, EvaluationError
@@ -78,11 +78,13 @@ def check_rows(compiled: CompiledContract, dataset: Dataset, as_of: int, exclude
         table = dataset.tables[name]
         fr = [None] * compiled.frame_size
         fr[AS_OF] = as_of
+        fr[STEPS] = 0
         for fn, node in checks:
             fields = _fields_named(node, table.info)
             rule = node.span.source.text.splitlines()[node.span.line - 1].strip() if node.span else "a rule"
             for row in table.rows:
                 fr[SUBJECT] = row
+                fr[STEPS] = 0
                 if not fn(fr):
                     problem = DataProblem(table.file, row[-1], ", ".join(fields) or None,
                                           f"breaks the contract's rule `{rule}` ({node.span.location})", table=name)
@@ -133,6 +135,7 @@ class Evaluation:
         template[AS_OF] = self.as_of
         template[LEDGER] = {}
         template[TRACE] = []  # read only by a tracing build (pbr explain)
+        template[STEPS] = 0
         template[INDEXES] = build_indexes(compiled, dataset)
         self.cohort_figures: dict[str, dict] = {}
         if compiled.cohorts is not None:
@@ -182,6 +185,7 @@ class Evaluation:
         ranges = [(e.start, e.end, e.name) for e in cohorts.entries]
         for rec in self.dataset.tables[cohorts.table].rows:
             fr[slot] = rec
+            fr[STEPS] = 0
             if not members(fr):
                 continue
             day = by(fr)

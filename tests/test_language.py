@@ -70,3 +70,28 @@ cap monthly: £500.00 per month
     caps = st.to_dict()["caps"]["monthly"]
     assert caps == {"2020-01": {"limit": "500.00", "used": "500.00", "headroom": "0.00"},
                     "2020-02": {"limit": "500.00", "used": "300.00", "headroom": "200.00"}}
+
+
+def test_an_evaluation_step_budget_reports_the_subject(monkeypatch):
+    from pbrlang import compiler
+
+    body = """
+outcome pairs:
+  when (count a in events where (count b in events where b.date = a.date) > 1) > 0
+  achieved on joined_on
+  pays £1.00
+"""
+    people = [{"id": "big", "joined_on": "2020-01-01"}, {"id": "small", "joined_on": "2020-01-01"}]
+    events = [{"person_id": "big", "kind": "x", "date": "2020-01-02", "score": i} for i in range(300)]
+    events += [{"person_id": "small", "kind": "x", "date": "2020-01-02", "score": i} for i in range(2)]
+    monkeypatch.setattr(compiler, "MAX_EVALUATION_STEPS", 10_000)
+    try:
+        _run(body, people, events)
+    except pbrlang.EvaluationErrors as err:
+        assert [e.subject for e in err.errors] == ["big"]
+        assert "evaluation steps" in str(err)
+    else:
+        raise AssertionError("the step budget did not stop the subject")
+    statement = pbrlang.loads(HEADER + body).evaluate({"people": people, "events": events}, as_of="2021-12-31",
+                                                     exclude_invalid=True)
+    assert [s for s, _ in statement.excluded] == ["big"] and [p.subject for p in statement.payments] == ["small"]
