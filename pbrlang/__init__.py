@@ -20,10 +20,10 @@ from .errors import (
     DataError,
     Diagnostic,
     EvaluationError,
+    EvaluationErrors,
     PbrError,
     UsageError,
 )
-from .evaluator import EvaluationErrors
 from .statement import Cut, Payment, Statement
 
 __all__ = [

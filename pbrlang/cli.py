@@ -7,10 +7,8 @@ import datetime
 import sys
 from pathlib import Path
 
-from . import __name__ as _pkg  # noqa: F401
 import attrs
 
-from . import explain, ledger
 from .contract import Contract, load
 from .errors import ContractError, PbrError, UsageError
 
@@ -99,6 +97,8 @@ def run(argv: list[str] | None = None) -> int:
         for w in dataset.warnings:
             print(f"warning: {w}", file=sys.stderr)
         if args.command == "explain":
+            from . import explain
+
             found = explain.explain(contract, dataset, args.as_of, args.subject)
             _write(found.to_json() if args.format == "json" else found.to_text(), args.output)
             return 0
@@ -107,11 +107,15 @@ def run(argv: list[str] | None = None) -> int:
             return 0
         statement = contract.evaluate(dataset, args.as_of, args.workers, exclude)
         if args.paid:
+            from . import ledger
+
             previous = ledger.read(args.paid)
             if previous.contract != contract.name:
                 raise UsageError(f"{args.paid}: is a statement for `{previous.contract}`, not `{contract.name}`")
             statement = attrs.evolve(statement, ledger=previous)
         if args.explain:
+            from . import explain
+
             statement = explain.reasons(contract, dataset, args.as_of, statement)
         if args.format == "table":
             _write(statement.to_table(), args.output)

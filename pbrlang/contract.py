@@ -6,7 +6,7 @@ import datetime
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from . import checker, compiler, data, evaluator, parser
+from . import checker, compiler, parser
 from .errors import UsageError
 from .program import Program
 from .statement import Statement
@@ -28,9 +28,11 @@ class Contract:
         return self.program.warnings
 
     def load_data(self, tables: Mapping[str, Any] | Iterable[str | Path] | str | Path,
-                  exclude_invalid: bool = False) -> data.Dataset:
+                  exclude_invalid: bool = False) -> "data.Dataset":
         """Read and check tables. With `exclude_invalid`, a broken row leaves its subject out
         (listed in the statement) instead of rejecting the run."""
+        from . import data  # the evaluator's half is imported only when data is read
+
         if isinstance(tables, (str, Path)):
             tables = [tables]
         return data.load(self.program, tables, exclude_invalid)
@@ -42,12 +44,16 @@ class Contract:
         `workers` processes share the first pass (default: both cores for large data).
         With `exclude_invalid`, subjects whose rows are broken or cannot be evaluated are
         left out and listed in the statement, instead of rejecting the run."""
+        from . import data, evaluator
+
         as_of = _as_of(as_of)
         dataset = tables if isinstance(tables, data.Dataset) else self.load_data(tables, exclude_invalid)
         return evaluator.evaluate(self.compiled, dataset, as_of, workers, exclude_invalid)
 
     def write_json(self, tables, as_of: datetime.date | str, out, workers: int | None = None) -> None:
         """Evaluate and write the statement's JSON to `out`, streaming; same bytes as evaluate().to_json()."""
+        from . import data, evaluator
+
         as_of = _as_of(as_of)
         dataset = tables if isinstance(tables, data.Dataset) else self.load_data(tables)
         evaluator.write_json(self.compiled, dataset, as_of, out, workers)

@@ -119,3 +119,13 @@ class EvaluationError(PbrError):
 
 class UsageError(PbrError):
     """The command or API was called wrongly (a bad date, a missing file)."""
+
+
+class EvaluationErrors(EvaluationError):
+    """Subjects that could not be evaluated: every one is listed; none is skipped."""
+
+    def __init__(self, errors: list[EvaluationError]):
+        self.errors = errors
+        shown = "\n".join(str(e) for e in errors[:50])
+        more = f"\n... and {len(errors) - 50} more" if len(errors) > 50 else ""
+        Exception.__init__(self, shown + more)

@@ -25,7 +25,7 @@ from .calendar import financial_year_label, iso, month_label
 from .compiler import AS_OF, INDEXES, LEDGER, STEPS, SUBJECT, TRACE, CompiledContract, recurrences
 from . import data
 from .data import Dataset, Table, no_cycle_collection
-from .errors import DataError, DataProblem, EvaluationError
+from .errors import DataError, DataProblem, EvaluationError, EvaluationErrors
 from .money import ZERO, exact_context, round_money, splitter
 from .statement import CapUse, Statement, Totals, pence_text, pounds
 
@@ -514,7 +514,7 @@ def write_json(compiled: CompiledContract, dataset: Dataset, as_of: datetime.dat
     with decimal.localcontext(exact_context()), no_cycle_collection():
         check_rows(compiled, dataset, as_of.toordinal())
         run = Evaluation(compiled, dataset, as_of)
-        n = parallel.workers_for(run, workers)
+        n = parallel.workers_for(run, workers, streaming=True)
         if dataset.excluded:
             n = 1  # the statement lists the excluded subjects: take the in-memory path
         if n > 1 and run.decomposable:
@@ -694,13 +694,3 @@ def _exact(value) -> str | None:
         return f"{round_money(f * 10 ** 8, 'half_up') / 10 ** 10:f}"
     text = format((Decimal(f.numerator) / Decimal(f.denominator)).normalize(), "f")
     return text
-
-
-class EvaluationErrors(EvaluationError):
-    """Subjects that could not be evaluated: every one is listed; none is skipped."""
-
-    def __init__(self, errors: list[EvaluationError]):
-        self.errors = errors
-        shown = "\n".join(str(e) for e in errors[:50])
-        more = f"\n... and {len(errors) - 50} more" if len(errors) > 50 else ""
-        Exception.__init__(self, shown + more)

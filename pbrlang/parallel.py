@@ -19,8 +19,8 @@ import os
 import tempfile
 from typing import TextIO
 
-from .errors import EvaluationError
-from .evaluator import Evaluation, EvaluationErrors, SubjectResult
+from .errors import EvaluationError, EvaluationErrors
+from .evaluator import Evaluation, SubjectResult
 from .statement import FIRST_PAYMENT, PAYMENT_SEPARATOR, LineFormatter, Statement, Totals, head_json
 from .statement import EMPTY_PAYMENTS_END, PAYMENTS_END
 
@@ -31,12 +31,15 @@ CHUNK = 25_000  # subjects a worker formats before writing them out
 _RUN: Evaluation | None = None  # inherited by forked workers
 
 
-def workers_for(run: Evaluation, requested: int | None) -> int:
+def workers_for(run: Evaluation, requested: int | None, streaming: bool = False) -> int:
+    """How many processes to use. By default more than one only when they can write their own
+    part of the JSON statement: sending millions of payments back to one process costs more
+    than evaluating them there."""
     if run.keeps_frames or "fork" not in multiprocessing.get_all_start_methods():
         return 1  # claims that carry a subject's frame stay in this process
     if requested is not None:
         return max(1, requested)
-    if len(run.subject_rows) < PARALLEL_FROM:
+    if not (streaming and run.decomposable) or len(run.subject_rows) < PARALLEL_FROM:
         return 1
     return max(1, min(2, os.cpu_count() or 1))
 
@@ -121,8 +124,11 @@ def write_json(run: Evaluation, out: TextIO, workers: int) -> None:
         _RUN = run
         try:
             jobs = [(rows, folder, i) for i, rows in enumerate(_ranges(run, workers))]
-            with multiprocessing.get_context("fork").Pool(workers) as pool:
-                parts = pool.map(_format_part, jobs)
+            # This process takes the first range itself: one process fewer holding a copy of the tables.
+            with multiprocessing.get_context("fork").Pool(len(jobs) - 1) as pool:
+                pending = pool.map_async(_format_part, jobs[1:])
+                first = _format_part(jobs[0])
+                parts = [first] + pending.get()
         finally:
             _RUN = None
         errors = [EvaluationError(message, subject) for part in parts for subject, message in part[5]]
