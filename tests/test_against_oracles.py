@@ -69,3 +69,22 @@ def test_agreement_at_other_as_of_dates(scheme, shift, tmp_path):
     as_of = gen.default_as_of(scheme) + datetime.timedelta(days=shift)
     contract = pbrlang.load(example(scheme))
     _compare(contract.evaluate([folder], as_of=as_of).to_dict(), ORACLES[scheme].evaluate(folder, as_of))
+
+
+@pytest.mark.parametrize("scheme", list(ORACLES))
+def test_a_later_as_of_date_keeps_every_earlier_payment(scheme, tmp_path):
+    """Payments are taken in date order, so what was due by an earlier date is never lowered later.
+
+    (A contract can legitimately break this only by testing `as_of` itself, or by testing that
+    something has not happened yet: docs/language.md, "Re-evaluating later".)"""
+    folder = gen.generate(scheme, tmp_path, 300, seed=11)
+    contract = pbrlang.load(example(scheme))
+    dataset = contract.load_data([folder])
+    late = gen.default_as_of(scheme)
+    early = late - datetime.timedelta(days=200 if scheme == "peterborough-sib" else 500)
+    key = lambda p: (p.subject, p.outcome, p.occurrence)  # noqa: E731
+    before = {key(p): (p.date, p.amount) for p in contract.evaluate(dataset, early).payments}
+    after = {key(p): (p.date, p.amount) for p in contract.evaluate(dataset, late).payments}
+    assert before or scheme == "peterborough-sib", "the earlier date should already have payments"
+    for k, v in before.items():
+        assert after[k] == v, k
