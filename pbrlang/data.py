@@ -200,19 +200,21 @@ def _rows_from_csv(text: str, file: str, info: TableInfo, problems: _Collector, 
     except csv.Error as err:
         problems.add(file, 1, None, f"cannot be read as CSV: {err}")
         return []
-    if '"' not in text:
-        # No quoted cells, so no cell spans lines: row n is on line n + 1. Much faster.
+    width = len(header)
+    body = text.split("\n", 1)[1] if "\n" in text else ""
+    if '"' not in text and "\n\n" not in body and "\r\n\r\n" not in body and not body.startswith(("\n", "\r")):
+        # No quoted cell (so none spans lines) and no blank line: row n is on line n + 1,
+        # and the rows can go through C-level code without a Python step per row.
         try:
-            numbered = list(zip(itertools.count(2), reader))
+            rows = list(reader)
         except csv.Error as err:
             problems.add(file, reader.line_num, None, f"cannot be read as CSV: {err}")
             return []
-    else:
-        numbered = [(reader.line_num, r) for r in _safe_csv(reader, file, problems)]
-    width = len(header)
+        return _typed_rows(header, rows, range(2, len(rows) + 2), file, info, problems, warnings, 1)
+    numbered = [(reader.line_num, r) for r in _safe_csv(reader, file, problems)]
     # A blank line is not a row.
     numbered = [(n, r) for n, r in numbered if r and not (len(r) == 1 and r[0] == "" and width > 1)]
-    return _typed_rows(header, numbered, file, info, problems, warnings, line_of_header=1)
+    return _typed_rows(header, [r for _, r in numbered], [n for n, _ in numbered], file, info, problems, warnings, 1)
 
 
 def _safe_csv(reader, file: str, problems: _Collector):
@@ -227,7 +229,7 @@ def _safe_csv(reader, file: str, problems: _Collector):
         yield row
 
 
-def _typed_rows(header, numbered_rows, file, info: TableInfo, problems: _Collector, warnings, line_of_header):
+def _typed_rows(header, raw_rows, lines, file, info: TableInfo, problems: _Collector, warnings, line_of_header):
     header = [h.strip() for h in header]
     positions = {}
     for i, name in enumerate(header):
@@ -245,16 +247,13 @@ def _typed_rows(header, numbered_rows, file, info: TableInfo, problems: _Collect
                         f"(not declared in table `{info.name}`)")
     converters = [(f.name, positions[f.name], _converter(f, info.name)) for f in info.fields]
     width = len(header)
-    numbered_rows = list(numbered_rows)
-    if numbered_rows and all(len(raw) == width for _, raw in numbered_rows):
-        rows = _typed_columns(numbered_rows, info, converters)
+    if raw_rows and set(map(len, raw_rows)) == {width}:
+        rows = _typed_columns(raw_rows, lines, info, converters)
         if rows is not None:
             return rows
-    # Some cell is wrong: go row by row, to report each and keep every good row.
+    # Some row or cell is wrong: go row by row, to report each and keep every good row.
     rows = []
-    for line, raw in numbered_rows:
-        if not raw or (len(raw) == 1 and raw[0] == "" and width > 1):
-            continue  # a blank line is not a row
+    for line, raw in zip(lines, raw_rows):
         if len(raw) != width:
             problems.add(file, line, None, f"has {len(raw)} cells; the header has {width}")
             continue
@@ -274,14 +273,13 @@ def _typed_rows(header, numbered_rows, file, info: TableInfo, problems: _Collect
     return rows
 
 
-def _typed_columns(numbered_rows, info: TableInfo, converters) -> list[tuple] | None:
+def _typed_columns(raw_rows, lines, info: TableInfo, converters) -> list[tuple] | None:
     """Convert a whole table a column at a time: each distinct cell once, then a C-level map.
 
     Columns repeat values (dates, groups, kinds), so this does a small part of
     the per-cell work. None when some cell is wrong: the caller then goes row by
     row, to say where."""
-    lines = [line for line, _ in numbered_rows]
-    raw_columns = list(zip(*(raw for _, raw in numbered_rows)))
+    raw_columns = list(zip(*raw_rows))
     columns = []
     for f, (name, pos, conv) in zip(info.fields, converters):
         raw = raw_columns[pos]
@@ -631,20 +629,26 @@ def _validate_keys_and_references(tables: dict[str, Table], problems: _Collector
         if info.key is None:
             continue
         idx = info.field(info.key).index
-        seen: dict[Any, int] = {}
-        for row in table.rows:
-            k = row[idx]
-            if k in seen:
-                problems.add(table.file, row[-1], info.key, f'duplicate key "{k}" (first on row {seen[k]})')
-            else:
-                seen[k] = row[-1]
-        keys[name] = set(seen)
+        column = [row[idx] for row in table.rows]
+        unique = set(column)
+        if len(unique) != len(column):  # only then look for where
+            seen: dict[Any, int] = {}
+            for row in table.rows:
+                k = row[idx]
+                if k in seen:
+                    problems.add(table.file, row[-1], info.key, f'duplicate key "{k}" (first on row {seen[k]})')
+                else:
+                    seen[k] = row[-1]
+        keys[name] = unique
     for name, table in tables.items():
         problems.table = name
         for f in table.info.fields:
             if f.references is None or f.references not in keys:
                 continue
             targets = keys[f.references]
+            i = f.index
+            if not ({row[i] for row in table.rows} - targets - {None}):
+                continue  # every reference resolves
             for row in table.rows:
                 v = row[f.index]
                 if v is not None and v not in targets:
