@@ -680,7 +680,7 @@ class Checker:
                 if not nxt:
                     break
                 chain.append(sorted(nxt)[0])
-            self.error("E004", f"`{worst}` depends on a chain of {longest[worst]} definitions and outcomes, "
+            self.error("E004", f"`{worst}` starts a chain of {longest[worst]} definitions and outcomes, "
                        f"each using the next: {' -> '.join(chain)} -> ...", spans[worst],
                        hint=f"no more than {MAX_DEFINITION_CHAIN} are allowed; no contract needs more than a few")
 
@@ -903,7 +903,7 @@ class Checker:
             if name not in used_names:
                 self.warn("W004", f"definition `{name}` is never used", let.span)
         for cap in caps:
-            if cap.scopes != ("subject",) or not isinstance(cap.limit, n.Literal):
+            if cap.scopes != ("subject",) or not isinstance(cap.limit, n.Literal) or cap.limit.value is None:
                 continue
             total = Decimal(0)
             for o in outcomes:
@@ -1547,11 +1547,13 @@ def check(tree: n.ContractTree) -> Program:
     except _Stop:
         source = tree.span.source if tree.span else None
         problems = list(checker.problems)
-        if source is not None:
+        if source is None:
+            span = None
+        elif hasattr(source, "last_position"):  # the parser's source: where the text ends
+            span = Span.at(source, *source.last_position())
+        else:
             lines = source.text.split("\n")
             span = Span.at(source, len(lines), len(lines[-1]) + 1)
-        else:
-            span = None
         problems.append(Diagnostic("E005", f"too many problems: only the first {MAX_DIAGNOSTICS} found are listed",
                                    span, hint="put these right and check again"))
         raise ContractCheckError(problems) from None

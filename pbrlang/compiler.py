@@ -22,6 +22,7 @@ from .errors import EvaluationError
 from .program import Program
 
 SUBJECT, AS_OF, INDEXES, LEDGER, TRACE, STEPS = 0, 1, 2, 3, 4, 5
+FIRST_DAY, LAST_DAY = 1, 3652059  # 0001-01-01 and 9999-12-31 as ordinals
 
 # Records one subject's aggregates may go through, all told: a contract cannot
 # loop, but nested aggregates over a subject with a huge number of records
@@ -299,7 +300,7 @@ class Compiler:
         amount = self.expr(e.amount, scope)
         factor = {"days": 1, "weeks": 7, "months": 1, "years": 12}[e.unit]
         if isinstance(e.amount, n.Literal):
-            value = e.amount.value * factor
+            value = None if e.amount.value is None else e.amount.value * factor
             return lambda fr: value
 
         def duration(fr):
@@ -372,6 +373,18 @@ class Compiler:
         if e.op == "/":
             return lambda fr: _divide(left(fr), right(fr))
         op = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b}[e.op]
+        if e.type is not None and e.type.kind == "date":
+
+            def day_op(fr):
+                a, b = left(fr), right(fr)
+                if a is None or b is None:
+                    return None
+                day = op(a, b)
+                if not FIRST_DAY <= day <= LAST_DAY:
+                    raise EvaluationError("a date went outside the calendar (years 1 to 9999)")
+                return day
+
+            return day_op
         if lk in ("integer", "date", "days", "months") and rk in ("integer", "date", "days", "months"):
 
             def integer_op(fr):

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from . import checker, compiler, parser
-from .errors import UsageError
+from .errors import ContractSyntaxError, Diagnostic, UsageError
+from .source import Source, Span
 from .program import Program
 from .statement import Statement
 
@@ -77,13 +78,24 @@ def loads(text: str, name: str = "<contract>") -> Contract:
 
 def load(path: str | Path) -> Contract:
     """Read, parse, check and compile a contract file."""
+    from .limits import MAX_CONTRACT_BYTES
+
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, "rb") as f:
+            raw = f.read(MAX_CONTRACT_BYTES + 1)  # never more: the file may never end (/dev/zero)
+        if len(raw) > MAX_CONTRACT_BYTES:
+            source = Source(str(path), "")
+            raise ContractSyntaxError([Diagnostic("E005", f"the contract is larger than {MAX_CONTRACT_BYTES:,} bytes",
+                                                  Span.at(source, 1, 1), hint="a contract is far smaller: is "
+                                                  "this the right file?")])
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         raise UsageError(f"{path}: no such contract file") from None
     except UnicodeDecodeError as err:
         raise UsageError(f"{path}: is not UTF-8 text ({err.reason} at byte {err.start})") from None
+    except IsADirectoryError:
+        raise UsageError(f"{path}: is a folder, not a contract file") from None
     except OSError as err:
         raise UsageError(f"{path}: cannot be read ({err.strerror})") from None
     return loads(text, str(path))

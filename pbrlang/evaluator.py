@@ -140,7 +140,11 @@ class Evaluation:
         self.cohort_figures: dict[str, dict] = {}
         if compiled.cohorts is not None:
             tables = dict(dataset.tables)
-            tables["cohorts"] = Table("cohorts", subject_table, "<cohorts>", self._cohort_rows(template))
+            try:
+                cohort_rows = self._cohort_rows(template)
+            except (ArithmeticError, OverflowError, ValueError) as err:
+                raise EvaluationError(f"the cohorts cannot be worked out: {err}") from None
+            tables["cohorts"] = Table("cohorts", subject_table, "<cohorts>", cohort_rows)
             dataset = Dataset(tables, dataset.warnings)
             self.dataset = dataset
             template[INDEXES] = build_indexes(compiled, dataset)
@@ -329,8 +333,8 @@ class Evaluation:
         for i in self.subject_caps:
             value = self.compiled.cap_limits[i](fr)
             if value is None:
-                raise EvaluationError(f"cap `{self.program.caps[i].name}` has no limit for this subject", key,
-                                      self.program.caps[i].span)
+                limits[i] = NO_LIMIT  # `none`: this subject has no such cap
+                continue
             pence = self.pence_cache.get(value)
             if pence is None:
                 pence = self.pence_cache[value] = to_pence(value, self.program.rounding)
@@ -622,13 +626,15 @@ class OrderedPass:
     def cap_uses(self) -> list[CapUse]:
         out: list[CapUse] = []
         for i, cap in enumerate(self.caps):
-            if "subject" in cap.scopes:
+            if "subject" in cap.scopes or self.cap_limits[i] == NO_LIMIT:
                 continue  # one per subject: shown by `pbr explain`, not in the statement
             for key, used in sorted(self.cap_used[i].items()):
                 out.append(CapUse(cap.name, "/".join(key), pounds(self.cap_limits[i]), pounds(used)))
             if not self.cap_used[i] and not cap.scopes:
                 out.append(CapUse(cap.name, "", pounds(self.cap_limits[i]), ZERO))
         for j, ceiling in enumerate(self.run.program.ceilings):
+            if self.ceiling_limits[j] == NO_LIMIT:
+                continue
             for key, used in sorted(self.ceiling_used[j].items()):
                 out.append(CapUse(ceiling.name, "/".join(key), pounds(self.ceiling_limits[j]), pounds(used)))
             if not self.ceiling_used[j] and not ceiling.scopes:
@@ -660,10 +666,11 @@ def to_pence(value, rounding: str) -> int:
     return int(round_money(value, rounding).scaleb(2))
 
 
+NO_LIMIT = 10**30  # pence: a limit of `none` does not limit
+
+
 def _limit(value, limit, rounding: str) -> int:
-    if value is None:
-        raise EvaluationError(f"`{limit.name}` has no limit", None, limit.span)
-    return to_pence(value, rounding)
+    return NO_LIMIT if value is None else to_pence(value, rounding)
 
 
 def _cohort_row(name, pooled, start, end, assessed, size, events, comparison, expected, line) -> tuple:

@@ -21,6 +21,11 @@ place in the text where it is exceeded, never as a RecursionError or a hang.
 | MAX_LIST_ITEMS                | E005 | parser, while the syntax tree is built       |
 | MAX_DEFINITION_CHAIN          | E004 | checker, over definitions and outcomes       |
 | MAX_DIAGNOSTICS               | E005 | parser and checker: reporting stops there    |
+
+The checker also stops (E004) if, checking a circle of definitions that use
+each other (itself an error, E107), it finds itself more than
+MAX_EXPRESSION_DEPTH + 20 expressions deep: definitions are checked after
+those they use, so only a circle can take it deeper than one expression.
 """
 
 MAX_CONTRACT_BYTES = 1_000_000
@@ -41,18 +46,10 @@ MAX_TOKENS = 50_000
 """The most words, numbers and symbols a contract may have, comments not counted: 50,000 (E005).
 
 The largest example has under 600. Parsing, checking and compiling take time
-in proportion to the number of tokens (about 30 microseconds a token in all),
-so this bounds the time a large but shallow text can take, such as a 1 MB
-line of `a + a + ...`, which a quick scan refuses before it is parsed; the
-largest contract accepted is checked in about a second and a half.
-"""
-
-MAX_PREFIX_RUN = 100
-"""The most `not`s and `-`s in a row: 100 (E004).
-
-Each makes one level of nesting, so a run longer than MAX_EXPRESSION_DEPTH is
-refused in any case; the scan finds it before the parser has to shift every
-one of 50,000 `-`s. (Two `not`s in a row cancel out, as do two `-`s.)
+in proportion to the number of tokens (30 to 50 microseconds a token in all),
+so this bounds the time a large but shallow text can take: a 1 MB line of
+`a + a + ...` is refused by a quick scan before it is parsed, and a contract
+just under the limit is loaded in about two seconds.
 """
 
 MAX_EXPRESSION_DEPTH = 100
@@ -71,6 +68,15 @@ by tests/test_limits.py), so 100 levels stay well below Python's default
 recursion limit of 1,000 even when pbrlang is called from deep inside an
 application. The depth is measured as the parser builds the tree (bottom up,
 with no recursion), and parsing stops at the first node that goes past it.
+"""
+
+MAX_PREFIX_RUN = MAX_EXPRESSION_DEPTH - 1
+"""The most `not`s and `-`s in a row: 99 (E004).
+
+Each is one level of nesting, and the name or number after them another, so
+a longer run would pass MAX_EXPRESSION_DEPTH (100) in any case; the scan of
+the tokens finds it before the parser has to take in every one of 50,000
+`-`s. (Two `not`s in a row cancel out, as do two `-`s.)
 """
 
 MAX_PARSE_STACK = 20 * MAX_EXPRESSION_DEPTH

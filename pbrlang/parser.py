@@ -6,10 +6,9 @@ import datetime
 import functools
 from decimal import Decimal
 from fractions import Fraction
+import re
 from importlib import resources
 from pathlib import Path
-
-import re
 
 import attrs
 from lark import Lark, Token, Transformer, Tree, v_args
@@ -90,7 +89,7 @@ class _Tree(Tree):
             # A list in the making (`declaration*`, `("," enum_value)*`, ...): Lark copies it
             # once an item, so a long one costs time in the square of its length. Its
             # items are measured when the rule that holds them is built.
-            if len(children) > (MAX_DECLARATIONS if data.startswith("__start_") else MAX_LIST_ITEMS):
+            if len(children) > _LIST_LIMITS.get(data, MAX_LIST_ITEMS):
                 raise _TooLong(data, children)
             self.depth = 0
             return
@@ -113,10 +112,23 @@ class _StackTooDeep(Exception):
         self.token = token
 
 
+# How many items each list of the grammar may hold, by the name Lark gives the
+# rule that builds it. A list written `x ("," x)*` holds its first item apart,
+# so the rule that builds the rest may hold one fewer.
+_LIST_LIMITS: dict[str, int] = {}
+
+
 @functools.cache
 def _lark() -> Lark:
-    return Lark(grammar_text(), parser="lalr", propagate_positions=True, maybe_placeholders=True, cache=True,
+    lark = Lark(grammar_text(), parser="lalr", propagate_positions=True, maybe_placeholders=True, cache=True,
                 tree_class=_Tree)
+    for rule in lark.rules:
+        name = rule.origin.name
+        if name.startswith("__") and not rule.expansion[0].name == name:  # the rule's first, base, case
+            limit = MAX_DECLARATIONS if name.startswith("__start_") else MAX_LIST_ITEMS
+            rest = rule.expansion[0].is_term  # `("," x)*`: it starts with the separator
+            _LIST_LIMITS[name] = limit - 1 if rest else limit
+    return lark
 
 
 @attrs.frozen
@@ -141,7 +153,7 @@ class _ContractSource(Source):
         return ""
 
     def last_position(self) -> tuple[int, int]:
-        """The line and column just after the last character that is not a line break."""
+        """Where the text ends: just after its last line, not counting a final line break."""
         lines = self.lines
         count = len(lines) - 1 if len(lines) > 1 and lines[-1] == "" else len(lines)
         return count, len(lines[count - 1]) + 1
@@ -179,7 +191,7 @@ _TERMINAL_WORDS = {
     "INT": "a whole number",
     "UNIT": "a unit (days, weeks, months or years)",
     "COMPARE": "a comparison (<, <=, >, >=, !=)",
-    "AGGREGATE": "earliest, latest, sum, min or max",
+    "AGGREGATE": "earliest, latest, sum, mean, min or max",
     "ROUNDING_MODE": "a rounding rule (half_up, half_even, down or up)",
     "STATEMENT_PART": "outcome or funder",
     "KEY": "`key`",
@@ -736,7 +748,8 @@ def _node_span(source: Source, children: list) -> Span:
 _LIST_WORDS = (
     ("__start_", "declarations", "the contract has"),
     ("__enum_decl_", "values", "this enumeration has"),
-    ("__table_decl_", "fields or rules", "this table has"),
+    ("__table_decl_plus", "fields", "this table has"),
+    ("__table_decl_star", "`valid when` rules", "this table has"),
     ("__band_decl_", "periods", "this band has"),
     ("__tariff_decl_", "rows", "this tariff has"),
     ("__grid_row_", "cells", "this row has"),
@@ -748,7 +761,8 @@ _LIST_WORDS = (
 def _too_long(source: Source, err: _TooLong, offset: int = 0) -> Diagnostic:
     limit = MAX_DECLARATIONS if err.data.startswith("__start_") else MAX_LIST_ITEMS
     what, who = next(((w, h) for prefix, w, h in _LIST_WORDS if err.data.startswith(prefix)), ("items", "this list has"))
-    span = _shift(_node_span(source, err.children[limit:limit + 1]), offset)
+    held = _LIST_LIMITS.get(err.data, limit)
+    span = _shift(_node_span(source, err.children[held:held + 1]), offset)
     return Diagnostic(
         "E005",
         f"{who} more than {limit:,} {what}",
@@ -816,14 +830,21 @@ def _all_syntax_errors(source: _ContractSource, first: UnexpectedInput) -> list[
     is parsed on its own (its errors moved down to its lines), which finds
     independent mistakes without guessing how to repair any of them. At most
     MAX_DECLARATIONS declarations are read again, and MAX_DIAGNOSTICS reported.
+
+    The error of the whole parse is dropped when a declaration before it has
+    an error of its own: that declaration ended too early (or the whole parse
+    would have stopped inside it), so the whole parse read on into the next
+    declaration, and its error there is a knock-on of the first.
     """
-    found = [_syntax_error(source, first)]
+    whole = _syntax_error(source, first)
     lines = source.text.split("\n")
     starts = [i for i, line in enumerate(lines) if line.split(" ", 1)[0].rstrip(":") in _DECLARATION_WORDS]
     if len(starts) < 2:
-        return found
+        return [whole]
     bounds = list(zip(starts, starts[1:] + [len(lines)]))[:MAX_DECLARATIONS]
-    seen = {(d.span.line, d.span.column) for d in found}
+    found: list[Diagnostic] = []
+    seen: set[tuple[int, int]] = set()
+    knock_on = False
     for begin, end in bounds:
         chunk = "\n".join(lines[begin:end])
         try:
@@ -840,12 +861,18 @@ def _all_syntax_errors(source: _ContractSource, first: UnexpectedInput) -> list[
                     last -= 1
                 d = attrs.evolve(d, message="this declaration ends too early",
                                  span=Span.at(source, last + 1, len(source.line(last + 1)) + 1))
+        if end < whole.span.line:
+            knock_on = True
         if (d.span.line, d.span.column) not in seen and d.span.line > begin:
-            if len(found) >= MAX_DIAGNOSTICS:
-                found.append(_too_many(source))
-                break
             seen.add((d.span.line, d.span.column))
             found.append(d)
+            if len(found) > MAX_DIAGNOSTICS:
+                break
+    if not knock_on:
+        at = (whole.span.line, whole.span.column)
+        found = [whole] + [d for d in found if (d.span.line, d.span.column) != at]
+    if len(found) > MAX_DIAGNOSTICS:
+        found = found[:MAX_DIAGNOSTICS] + [_too_many(source)]
     return found
 
 
@@ -858,6 +885,10 @@ def parse(text: str, name: str = "<contract>") -> n.ContractTree:
     """
     if not isinstance(text, str):
         raise UsageError(f"a contract is text (str), not {type(text).__name__}")
+    if text.startswith("\ufeff"):
+        # A byte order mark, as some editors write at the start of a UTF-8 file (data files
+        # may have one too): not part of the text, and invisible, so columns count without it.
+        text = text[1:]
     source = _ContractSource(name, text)
     if len(text.encode("utf-8", "surrogatepass")) > MAX_CONTRACT_BYTES:
         raise ContractSyntaxError(

@@ -449,7 +449,7 @@ class Statement:
             shares = dict(r[FUNDERS])
             cuts = "; ".join(f"{c} {pence_text(p)}" for c, p in r[CUTS])
             writer.writerow(
-                [r[SUBJECT], self.outcomes[r[OUTCOME]], r[OCCURRENCE] or "",
+                [_cell(r[SUBJECT]), self.outcomes[r[OUTCOME]], r[OCCURRENCE] or "",
                  datetime.date.fromordinal(r[DAY]).isoformat(), _month(r[DAY]), pence_text(r[TARIFF]),
                  pence_text(r[AMOUNT]), cuts, *(pence_text(shares[f]) if f in shares else "" for f in self.funders),
                  pence_text(r[UNFUNDED])]
@@ -494,6 +494,11 @@ class Statement:
             label = c.name + (f" {c.period}" if c.period else "")
             lines.append(f"Cap {label}: limit {c.limit:,.2f}, used {c.used:,.2f}, headroom {c.headroom:,.2f}")
         return "\n".join(lines).rstrip() + "\n"
+
+
+def _cell(text: str) -> str:
+    """A text cell a spreadsheet will not run as a formula (an id such as `=cmd|...`)."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 def _grouped(p: int) -> str:
