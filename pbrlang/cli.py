@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import os
 import sys
 from pathlib import Path
 
@@ -133,6 +134,18 @@ def run(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except OSError as err:
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"error: {where}{err.strerror or err}", file=sys.stderr)
+        return 1
+    except MemoryError:
+        print("error: out of memory", file=sys.stderr)
+        return 1
+    except Exception as err:  # a bug in pbrlang: say so plainly (PBR_DEBUG=1 shows the traceback)
+        if os.environ.get("PBR_DEBUG") == "1":
+            raise
+        print(f"internal error in pbrlang (please report it): {type(err).__name__}: {err}", file=sys.stderr)
+        return 1
 
 
 def main() -> None:
