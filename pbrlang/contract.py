@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import datetime
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from . import checker, compiler, parser
 from .errors import ContractSyntaxError, Diagnostic, UsageError
 from .source import Source, Span
 from .program import Program
 from .statement import Statement
+
+if TYPE_CHECKING:
+    from . import data
 
 
 class Contract:

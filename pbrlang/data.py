@@ -11,7 +11,6 @@ import csv
 import datetime
 import gc
 import io
-import itertools
 import json
 import re
 from decimal import Decimal

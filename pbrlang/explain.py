@@ -16,7 +16,6 @@ from typing import Any
 
 import attrs
 
-from . import nodes as n
 from .calendar import add_months, iso
 from .compiler import TRACE, SUBJECT, compile_program, recurrences
 from .data import Dataset
