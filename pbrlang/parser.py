@@ -283,6 +283,24 @@ def _syntax_error(source: Source, err: UnexpectedInput, offset: int = 0) -> Diag
             hint="the expression before it is complete here: did an operator or a value go missing?",
         )
     expected = _describe_expected(set(err.expected))
+    before = source.line(line)[: column - 1].split()
+    if err.expected == {"NAME"} and before and before[-1] in _DECLARATION_WORDS and len(before) == 1:
+        # `outcome: date` in a table: the field's name was read as the start of a declaration.
+        word = before[-1]
+        return Diagnostic(
+            "E003",
+            f"`{word}` starts a declaration, so it cannot name a field here",
+            Span.at(source, line, source.line(line).rfind(word, 0, column - 1) + 1, len(word)),
+            hint=f"write the name in backquotes: `{word}`",
+        )
+    if "NAME" in err.expected and str(token).isidentifier() and token.type != "NAME":
+        # A keyword where a name was wanted, such as a field called `outcome`.
+        return Diagnostic(
+            "E003",
+            f"`{shown}` is a word of the language, not a name here",
+            Span.at(source, line, column, len(shown)),
+            hint=f"to use it as a name, write it in backquotes: `{shown}`",
+        )
     return Diagnostic(
         "E003",
         f"unexpected `{shown}`",
