@@ -144,6 +144,11 @@ class Spells:
         return None
 
     def first_day_lasting_days(self, days: int) -> int | None:
+        if not self.skip:
+            for s, e in self.runs:
+                if s + days - 1 <= e:
+                    return s + days - 1 if days > 0 else s
+            return None
         for s, e in self.runs:
             day = self.nth_counted_day(s, e, days)
             if day is not None:

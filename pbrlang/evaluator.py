@@ -167,11 +167,19 @@ class Evaluation:
         )
         self.ordered = OrderedPass(self)
         self.keeps_frames = any(o.deferred or o.reports for o in compiled.outcomes)
+        # What the per-subject loops need of each outcome, looked up once.
+        self.outcome_plan = [(o.index, o, o.deferred, bool(o.deferred or o.reports), o.recurring)
+                             for o in compiled.outcomes]
         # Caps that are simply `per subject`: one running total per subject, kept in a local list.
         self.simple_caps = self.decomposable and all(c.scopes == ("subject",) for c in self.program.caps)
         self.simple_applies = [
             tuple((i, cap.name) for i, cap in enumerate(self.program.caps) if not cap.outcomes or o.name in cap.outcomes)
             for o in self.program.outcomes
+        ]
+        self.finish_plan = [
+            (tuple((i, name, self.ordered.cap_limits[i]) for i, name in self.simple_applies[o.index]),
+             self.ordered.splits[o.index], o if o.reports else None)
+            for o in compiled.outcomes
         ]
         # Outcomes whose running total some `paid X` reads.
         self.paid_outcomes = {x.outcome for o in self.program.outcomes for x in n.walk(o.pays)
@@ -238,11 +246,11 @@ class Evaluation:
         excluded = self._excluded(days) if self.has_alternatives else {}
         claims: list[tuple] = []
         limits = None
-        for o in outcomes:
-            day = days[o.index]
-            if day is None or day > as_of or o.index in excluded:
+        for index, o, deferred, keeps, recurring in self.outcome_plan:
+            day = days[index]
+            if day is None or day > as_of or index in excluded:
                 continue
-            if o.deferred:
+            if deferred:
                 tariff = None
             else:
                 tariff = self._tariff(o, fr, key)
@@ -250,12 +258,12 @@ class Evaluation:
                     continue  # a tariff of `none`: no payment exists
             if limits is None and self.subject_caps:
                 limits = self._limits(fr, key)
-            keep = fr if (o.deferred or o.reports) else None
-            if o.recurring is None:
-                claims.append((day, o.index, 0, tariff, limits, keep))
+            keep = fr if keeps else None
+            if recurring is None:
+                claims.append((day, index, 0, tariff, limits, keep))
             else:
-                for k, d in enumerate(recurrences(fr, o.recurring), start=1):
-                    claims.append((d, o.index, k, tariff, limits, keep))
+                for k, d in enumerate(recurrences(fr, recurring), start=1):
+                    claims.append((d, index, k, tariff, limits, keep))
         if self.decomposable and claims:
             claims.sort(key=_claim_order)
             if self.simple_caps:
@@ -270,29 +278,24 @@ class Evaluation:
         """A subject's payments when every cap is simply per subject: its claims, in order, through
         its caps and the funders' split (the ordered pass, for one subject)."""
         used = [0] * len(self.program.caps)
-        fixed = self.ordered.cap_limits  # None for a limit that depends on the subject
-        applies = self.simple_applies
-        splits = self.ordered.splits
-        outcomes = self.compiled.outcomes
+        plan = self.finish_plan
         rows = []
+        append = rows.append
         for day, outcome, occurrence, tariff, limits, frame in claims:
+            caps, split, reporting = plan[outcome]
             allowed = tariff
             cuts: tuple = ()
-            caps = applies[outcome]
-            for i, name in caps:
-                limit = fixed[i]
-                room = (limits[i] if limit is None else limit) - used[i]
-                if room < 0:
-                    room = 0
+            for i, name, fixed in caps:
+                room = (limits[i] if fixed is None else fixed) - used[i]
                 if allowed > room:
+                    if room < 0:
+                        room = 0
                     cuts += ((name, allowed - room),)
                     allowed = room
-            for i, _ in caps:
+            for i, _, _ in caps:
                 used[i] += allowed
-            o = outcomes[outcome]
-            extra = self._reports(o, frame, tariff) if o.reports else ()
-            rows.append((day, subject, outcome, occurrence, tariff, allowed, splits[outcome](allowed), cuts, 0, (),
-                         extra, None))
+            extra = self._reports(reporting, frame, tariff) if reporting is not None else ()
+            append((day, subject, outcome, occurrence, tariff, allowed, split(allowed), cuts, 0, (), extra, None))
         return rows
 
     def _tariff(self, o, fr: list, key: str) -> int | None:
