@@ -883,7 +883,7 @@ class Checker:
         roots.extend(let.expr for let in self.lets.values())
         roots.extend(c.limit for c in caps)
         roots.extend(d.limit for d in self.tree.declarations if isinstance(d, n.CeilingDecl))
-        every_node = [x for r in roots for x in _walk(r)]
+        every_node = [x for r in roots for x in n.walk(r)]
         used_names = {x.name for x in every_node if isinstance(x, (n.Ref, n.Field))}
         used_tariffs = {x.meaning[1] for x in every_node if isinstance(x, n.Lookup) and x.meaning}
         used_names |= {o.recurring.after for o in outcomes if o.recurring is not None}
@@ -1469,31 +1469,6 @@ def _list(items) -> str:
     if len(items) > 6:
         items = items[:6] + [f"{len(items) - 6} more"]
     return ", ".join(items)
-
-
-def _walk(root: Any):
-    """Every node below and including `root`, as nodes.walk gives them, but with a stack.
-
-    (nodes.walk nests one generator a level, so it takes time in the depth
-    times the size; this takes time in the size.)
-    """
-    stack = [root]
-    while stack:
-        node = stack.pop()
-        if not isinstance(node, n.Node):
-            continue
-        yield node
-        children = []
-        for a in attrs.fields(type(node)):
-            if a.name in ("span", "type", "meaning", "slot"):
-                continue
-            value = getattr(node, a.name)
-            for item in value if isinstance(value, tuple) else (value,):
-                if isinstance(item, tuple):
-                    children.extend(item)
-                else:
-                    children.append(item)
-        stack.extend(reversed(children))
 
 
 def _names_used(d: n.LetDecl, lets, derived: set[str]) -> list[str]:

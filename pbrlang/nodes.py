@@ -31,21 +31,29 @@ class Node:
     span: Span | None = _span()
 
 
-def walk(node: Any):
-    """Every node below and including `node`."""
-    if not isinstance(node, Node):
-        return
-    yield node
-    for a in attrs.fields(type(node)):
-        if a.name in ("span", "type", "meaning", "slot"):
+def walk(root: Any):
+    """Every node below and including `root`, parents before children, in written order.
+
+    With a stack rather than nested generators, so that time grows with the size
+    of the tree, not its size times its depth, and depth never meets Python's
+    recursion limit."""
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if not isinstance(node, Node):
             continue
-        value = getattr(node, a.name)
-        for item in value if isinstance(value, tuple) else (value,):
-            if isinstance(item, tuple):
-                for x in item:
-                    yield from walk(x)
-            else:
-                yield from walk(item)
+        yield node
+        children = []
+        for a in attrs.fields(type(node)):
+            if a.name in ("span", "type", "meaning", "slot"):
+                continue
+            value = getattr(node, a.name)
+            for item in value if isinstance(value, tuple) else (value,):
+                if isinstance(item, tuple):
+                    children.extend(item)
+                else:
+                    children.append(item)
+        stack.extend(reversed(children))
 
 
 # ---- expressions ------------------------------------------------------------
