@@ -589,10 +589,10 @@ def _raw_owner(program: Program, dataset: Dataset, table: str, raw: dict, depth:
 
 def _exclude(program: Program, dataset: Dataset, problems: list[DataProblem], raw_rows: _RawRows) -> None:
     """Leave out the subjects that broken rows belong to; a problem that belongs to none is fatal."""
-    fatal = []
     subject_table = dataset.tables.get(program.subject.table)
     info = program.tables[program.subject.table]
     known = {r[info.field(info.key).index] for r in subject_table.rows} if subject_table and info.key else set()
+    owned = []
     for p in problems:
         raw = raw_rows.get(p.table, p.row)
         subject = _raw_owner(program, dataset, p.table, raw) if raw is not None and p.table else None
@@ -600,12 +600,17 @@ def _exclude(program: Program, dataset: Dataset, problems: list[DataProblem], ra
             subject = None  # a row of a subject that does not exist belongs to no one: the run stops
         if p.table not in dataset.tables or subject_table is None:
             subject = None  # a file that could not be read at all
-        if subject is None:
-            fatal.append(p)
-        else:
-            dataset.excluded.setdefault(subject, []).append(p.render().removeprefix("data error: "))
+        owned.append((subject, p))
+    exclude(program, dataset, owned)
+
+
+def exclude(program: Program, dataset: Dataset, owned: list[tuple[str | None, DataProblem]]) -> None:
+    """Leave out each problem's subject, listing the problem; one that belongs to no subject stops the run."""
+    fatal = [p for subject, p in owned if subject is None]
     if fatal:
         raise DataError(fatal)
+    for subject, p in owned:
+        dataset.excluded.setdefault(subject, []).append(p.render().removeprefix("data error: "))
     drop(program, dataset, set(dataset.excluded))
 
 

@@ -95,19 +95,9 @@ def check_rows(compiled: CompiledContract, dataset: Dataset, as_of: int, exclude
     if problems and not exclude_invalid:
         raise DataError(problems)
     if broken:
-        program = compiled.program
-        find = data.owners(program, dataset)
-        fatal = []
-        for name, row, problem in broken:
-            owner = find.get(name)
-            subject = owner(row) if owner else None
-            if subject is None:
-                fatal.append(problem)
-            else:
-                dataset.excluded.setdefault(subject, []).append(problem.render().removeprefix("data error: "))
-        if fatal:
-            raise DataError(fatal)
-        data.drop(program, dataset, set(dataset.excluded))
+        find = data.owners(compiled.program, dataset)
+        data.exclude(compiled.program, dataset,
+                     [(find[name](row) if find.get(name) else None, problem) for name, row, problem in broken])
 
 
 def _fields_named(node: n.Expr, info) -> list[str]:
