@@ -1,4 +1,16 @@
-"""Compiling: checked program -> Python closures over a frame, built once per contract.
+"""Compiling: checked program -> Python functions over a frame, built once per contract.
+
+Each expression of the contract becomes one Python function `f(frame)`: the
+compiler writes its body as Python source, one statement per step of the
+expression (the way Jinja compiles a template), so evaluating an outcome for a
+subject costs one function call instead of one call per node of its tree.
+
+The source is made only of what this module writes: local names (`v3`, `r7`),
+whole numbers it computed (frame slots, field positions) and operators. Every
+value that comes from the contract (texts, amounts, names, tariff cells, the
+nodes themselves) reaches the code as a constant `k12` in the functions'
+namespace, never as text in the source; `generated_source` lets a test check
+that of any contract.
 
 A frame is a list: slot 0 holds the subject's record, slot 1 the as-of day,
 slot 2 the data indexes, and the slots after them hold definitions, outcome
@@ -19,7 +31,7 @@ import attrs
 from . import nodes as n
 from .calendar import Spells, add_months
 from .errors import EvaluationError
-from .program import Program
+from .program import _BAND_CACHE, _MISSING, Program
 
 SUBJECT, AS_OF, INDEXES, LEDGER, TRACE, STEPS = 0, 1, 2, 3, 4, 5
 FIRST_DAY, LAST_DAY = 1, 3652059  # 0001-01-01 and 9999-12-31 as ordinals
@@ -30,7 +42,15 @@ FIRST_DAY, LAST_DAY = 1, 3652059  # 0001-01-01 and 9999-12-31 as ordinals
 MAX_EVALUATION_STEPS = 20_000_000
 EMPTY: tuple = ()
 
+# Python refuses more than 20 loops nested in one function and more than 100
+# levels of indentation: deeper parts of an expression get a function of their own.
+_MAX_LOOPS = 4
+_MAX_INDENT = 10
+
 Fn = Callable[[list], Any]
+
+
+# ---- what generated code calls -----------------------------------------------------------
 
 
 def _frac(x):
@@ -50,6 +70,9 @@ def _mixed(op):
     return apply
 
 
+_MIXED = {"+": _mixed(lambda a, b: a + b), "-": _mixed(lambda a, b: a - b), "*": _mixed(lambda a, b: a * b)}
+
+
 def _divide(a, b):
     if a is None or b is None:
         return None
@@ -58,42 +81,64 @@ def _divide(a, b):
     return _frac(a) / _frac(b)
 
 
-_COMPARE = {
-    "=": lambda a, b: a == b,
-    "!=": lambda a, b: a != b,
-    "<": lambda a, b: a < b,
-    "<=": lambda a, b: a <= b,
-    ">": lambda a, b: a > b,
-    ">=": lambda a, b: a >= b,
-}
+def _add_months(day, months, sign):
+    if day is None or months is None:
+        return None
+    try:
+        return add_months(day, sign * months)
+    except OverflowError:
+        raise EvaluationError("a date went outside the calendar") from None
 
 
-def _counted(source: Fn) -> Fn:
-    """Count the records an aggregate goes through against the subject's step budget."""
-
-    def counted(fr):
-        records = source(fr)
-        steps = fr[STEPS] + len(records)
-        if steps > MAX_EVALUATION_STEPS:
-            raise EvaluationError(f"needs more than {MAX_EVALUATION_STEPS:,} evaluation steps "
-                                  "(records gone through by its aggregates); the limit keeps every run short")
-        fr[STEPS] = steps
-        return records
-
-    return counted
+def _outside_calendar():
+    raise EvaluationError("a date went outside the calendar (years 1 to 9999)")
 
 
-def _binder_field(e: n.Expr, binder: str) -> int | None:
-    """The field index when `e` is just `binder.field`."""
-    if isinstance(e, n.Field) and isinstance(e.target, n.Ref) and e.target.name == binder and e.meaning[0] == "field":
-        return e.meaning[1]
-    return None
+def _too_many_steps(limit):
+    raise EvaluationError(f"needs more than {limit:,} evaluation steps "
+                          "(records gone through by its aggregates); the limit keeps every run short")
+
+
+def _spell_op(spells, arg, op):
+    if spells is None:
+        return None
+    if arg is None:
+        return spells if op == "not_counting" else Spells([])
+    if op == "counted_from":
+        return spells.counted_from(arg)
+    if op == "starting_from":
+        return spells.starting_from(arg)
+    return spells.not_counting(arg)
+
+
+def _within(value, size, anchor, months, after):
+    if value is None or size is None or anchor is None:
+        return False
+    if after:
+        last = (add_months(anchor, size) if months else anchor + size) - 1
+        return anchor <= value <= last
+    first = add_months(anchor, -size) if months else anchor - size
+    return first <= value <= anchor - 1
 
 
 def _row_key(record: tuple):
     # Orders records by their values (not their position in a file), so results
     # never depend on the order rows arrive in.
     return tuple((v is None, v if v is not None else 0) for v in record[:-1])
+
+
+def _first_two(x):
+    return x[0], x[1]
+
+
+_RUNTIME = {
+    "Spells": Spells, "EMPTY": EMPTY, "Fraction": Fraction, "_frac": _frac, "_divide": _divide,
+    "_add_months": _add_months, "add_months": add_months, "_outside_calendar": _outside_calendar,
+    "_too_many_steps": _too_many_steps, "_spell_op": _spell_op, "_within": _within, "_row_key": _row_key,
+    "_first_two": _first_two, "_MISSING": _MISSING, "FIRST_DAY": FIRST_DAY, "LAST_DAY": LAST_DAY,
+}
+
+_COMPARE = {"=": "==", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 
 
 @attrs.frozen
@@ -110,6 +155,36 @@ class CompiledOutcome:
     day: Fn | None = None  # tracing build only: `achieved on` without the conditions
 
 
+class _Body:
+    """One generated function being written: its lines, locals and what its preamble needs."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.lines: list[str] = []
+        self.indent = 1
+        self.loops = 0
+        self.count = 0
+        self.locals: dict[int, str] = {}  # frame slot -> the local holding its value here
+        self.uses: set[str] = set()  # subject, as_of, indexes
+
+    def tmp(self, prefix: str = "v") -> str:
+        self.count += 1
+        return f"{prefix}{self.count}"
+
+    def w(self, line: str) -> None:
+        self.lines.append("    " * self.indent + line)
+
+    def source(self) -> str:
+        head = [f"def {self.name}(fr):"]
+        if "subject" in self.uses:
+            head.append("    s_ = fr[0]")
+        if "as_of" in self.uses:
+            head.append("    asof = fr[1]")
+        if "indexes" in self.uses:
+            head.append("    ix = fr[2]")
+        return "\n".join(head + self.lines) + "\n"
+
+
 class Compiler:
     def __init__(self, program: Program, trace: bool = False):
         self.program = program
@@ -119,8 +194,14 @@ class Compiler:
         self.next_slot = 6
         self.let_slots: dict[str, int] = {}
         self.outcome_slots: dict[str, int] = {}
-        self.derived: dict[str, tuple[int, Fn | None]] = {}
+        self.derived: dict[str, tuple[int, str]] = {}  # let name -> (binder slot, function name)
         self.indexes: list[tuple] = []  # what each entry of frame[INDEXES] holds
+        self.namespace: dict[str, Any] = dict(_RUNTIME)
+        self.namespace["MAX_STEPS"] = MAX_EVALUATION_STEPS
+        self.constants: dict[Any, str] = {}
+        self.functions: list[_Body] = []
+        self.body: _Body | None = None
+        self.frame_read: set[int] = set()  # binder slots some other function reads from the frame
 
     def slot(self) -> int:
         s = self.next_slot
@@ -132,549 +213,524 @@ class Compiler:
             self.indexes.append(spec)
         return self.indexes.index(spec)
 
+    def const(self, value: Any) -> str:
+        """A name for a value from the contract; only true, false and none are written into the
+        source as they are."""
+        if value is None or value is True or value is False:
+            return repr(value)
+        # Texts are shared; anything else by identity (1.0 and 1 are equal but print differently).
+        key = ("text", value) if type(value) is str else ("id", id(value))
+        name = self.constants.get(key)
+        if name is None:
+            name = self.constants[key] = f"k{len(self.constants)}"
+            self.namespace[name] = value
+        return name
+
+    # ---- functions --------------------------------------------------------------------
+
+    def function(self, e: n.Expr, scope: dict[str, int], prefix: str = "f") -> str:
+        """Start a new generated function returning the value of `e`; its name."""
+        outer = self.body
+        body = self.body = _Body(f"{prefix}{len(self.functions)}")
+        self.functions.append(body)
+        result = self.emit(e, scope)
+        body.w(f"return {result}")
+        self.body = outer
+        return body.name
+
+    def fn(self, e: n.Expr, scope: dict[str, int] | None = None) -> Fn:
+        """A compiled function frame -> value, for use after `build`."""
+        return _Pending(self.function(e, scope or {}))
+
+    def build(self) -> None:
+        """Compile every generated function at once and replace the pending references."""
+        source = self.source()
+        code = compile(source, "<pbrlang contract>", "exec")  # only this module's own text: see the docstring
+        exec(code, self.namespace)  # noqa: S102
+
+    def source(self) -> str:
+        return "\n".join(b.source() for b in self.functions)
+
+    def resolve(self, value):
+        if isinstance(value, _Pending):
+            return self.namespace[value.name]
+        return value
+
     # ---- expressions -------------------------------------------------------------
 
-    def expr(self, e: n.Expr, scope: dict[str, int]) -> Fn:
-        fn = getattr(self, "_c_" + type(e).__name__)(e, scope)
-        if self.trace:
-            fn = self._traced(e, fn, scope)
-        return fn
+    def emit(self, e: n.Expr, scope: dict[str, int]) -> str:
+        """Write the statements computing `e` into the current function; an expression naming its value."""
+        body = self.body
+        if (body.indent > _MAX_INDENT or body.loops > _MAX_LOOPS) and not isinstance(e, (n.Literal, n.Ref, n.AsOf)):
+            name = self.function(e, scope, "g")  # too deep for one function: a function of its own
+            v = body.tmp()
+            body.w(f"{v} = {name}(fr)")
+            return v
+        # A tracing build also logs what tariffs, bands, windows and runs decided, and the
+        # records each aggregate used (`pbr explain`); the ordinary build has none of that.
+        return getattr(self, "_e_" + type(e).__name__)(e, scope)
 
-    def _traced(self, e: n.Expr, fn: Fn, scope) -> Fn:
-        """Wrap a closure so that it also logs what it decided (tracing build only)."""
-        if isinstance(e, n.Lookup):
-            keys = [self.expr(k, scope) for k in e.keys]
-            name = e.meaning[1]
+    def _e_Literal(self, e: n.Literal, scope):
+        return self.const(e.value)
 
-            def lookup(fr):
-                value = fn(fr)
-                fr[TRACE].append(("tariff", name, tuple(k(fr) for k in keys), value, e))
-                return value
+    def _e_AsOf(self, e, scope):
+        self.body.uses.add("as_of")
+        return "asof"
 
-            return lookup
-        if isinstance(e, n.Call) and e.meaning and e.meaning[0] == "band":
-            arg = self.expr(e.args[0], scope)
+    def _e_Paid(self, e: n.Paid, scope):
+        v = self.body.tmp()
+        self.body.w(f"{v} = fr[3].get({self.const(e.outcome)}, {self.const(Decimal(0))})")
+        return v
 
-            def band(fr):
-                value = fn(fr)
-                fr[TRACE].append(("band", e.name, arg(fr), value, e))
-                return value
+    def _read_slot(self, s: int) -> str:
+        local = self.body.locals.get(s)
+        return local if local is not None else f"fr[{s}]"
 
-            return band
-        if isinstance(e, n.FirstDayLasting):
-            spells = self.expr(e.spells, scope)
-            length = self.expr(e.length, scope)
-
-            def lasting(fr):
-                value = fn(fr)
-                fr[TRACE].append(("lasting", spells(fr), length(fr), e.length.type.kind == "months", value, e))
-                return value
-
-            return lasting
-        if isinstance(e, n.Within):
-            value_fn, length_fn, anchor_fn = (self.expr(x, scope) for x in (e.value, e.length, e.anchor))
-
-            def within(fr):
-                result = fn(fr)
-                fr[TRACE].append(("window", value_fn(fr), length_fn(fr), anchor_fn(fr), e.length.type.kind == "months",
-                                  e.direction, result, e))
-                return result
-
-            return within
-        return fn
-
-    def _c_Literal(self, e: n.Literal, scope):
-        value = e.value
-        return lambda fr: value
-
-    def _c_AsOf(self, e, scope):
-        return lambda fr: fr[AS_OF]
-
-    def _c_Paid(self, e: n.Paid, scope):
-        name = e.outcome
-        return lambda fr: fr[LEDGER].get(name, Decimal(0))
-
-    def _c_Ref(self, e: n.Ref, scope):
+    def _e_Ref(self, e: n.Ref, scope):
         kind = e.meaning[0]
+        body = self.body
         if kind == "binder":
             s = scope[e.name]
-            return lambda fr: fr[s]
+            local = body.locals.get(s)
+            if local is None:
+                self.frame_read.add(s)
+                return f"fr[{s}]"
+            return local
         if kind == "let":
-            s = self.let_slots[e.name]
-            return lambda fr: fr[s]
+            return self._read_slot(self.let_slots[e.name])
         if kind in ("subject_field", "row_field"):
-            i = e.meaning[1]
-            return lambda fr: fr[SUBJECT][i]
+            body.uses.add("subject")
+            return f"s_[{int(e.meaning[1])}]"
         if kind == "subject":
-            return lambda fr: fr[SUBJECT]
+            body.uses.add("subject")
+            return "s_"
         if kind == "outcome":
-            s = self.outcome_slots[e.name]
-            return lambda fr: fr[s]
+            return self._read_slot(self.outcome_slots[e.name])
         if kind == "enum":
-            value = e.meaning[1]
-            return lambda fr: value
+            return self.const(e.meaning[1])
         if kind == "related":
             table, field_index = e.meaning[1], e.meaning[2]
             subject_table = self.program.tables[self.program.subject.table]
             key = subject_table.field(subject_table.key).index
             ix = self.index(("children", table, field_index))
-            return lambda fr: fr[INDEXES][ix].get(fr[SUBJECT][key], EMPTY)
+            body.uses.update(("subject", "indexes"))
+            v = body.tmp()
+            body.w(f"{v} = ix[{ix}].get(s_[{int(key)}], EMPTY)")
+            return v
         if kind == "table":
             ix = self.index(("all", e.meaning[1]))
-            return lambda fr: fr[INDEXES][ix]
+            body.uses.add("indexes")
+            return f"ix[{ix}]"
         raise AssertionError(e.meaning)
 
-    def _c_Field(self, e: n.Field, scope):
-        target = self.expr(e.target, scope)
+    def _e_Field(self, e: n.Field, scope):
+        target = self.emit(e.target, scope)
+        body = self.body
         kind = e.meaning[0]
+        v = body.tmp()
         if kind == "field":
-            i = e.meaning[1]
-
-            def field(fr):
-                rec = target(fr)
-                return None if rec is None else rec[i]
-
-            return field
+            i = int(e.meaning[1])
+            if target == "s_" or (target.startswith("r") and target[1:].isdigit()):
+                body.w(f"{v} = {target}[{i}]")  # the subject or a record in hand: never none
+            else:
+                body.w(f"{v} = None if {target} is None else {target}[{i}]")
+            return v
         if kind in ("children", "children_of_all"):
             table, field_index = e.meaning[1], e.meaning[2]
             parent = self.program.tables[e.target.type.name]
-            key = parent.field(parent.key).index
+            key = int(parent.field(parent.key).index)
             ix = self.index(("children", table, field_index))
+            body.uses.add("indexes")
             if kind == "children":
-
-                def children(fr):
-                    rec = target(fr)
-                    return EMPTY if rec is None else fr[INDEXES][ix].get(rec[key], EMPTY)
-
-                return children
-
-            def children_of_all(fr):
-                index = fr[INDEXES][ix]
-                out: list = []
-                for rec in target(fr):
-                    out.extend(index.get(rec[key], EMPTY))
-                return out
-
-            return children_of_all
+                body.w(f"{v} = EMPTY if {target} is None else ix[{ix}].get({target}[{key}], EMPTY)")
+                return v
+            r = body.tmp("r")
+            body.w(f"{v} = []")
+            body.w(f"for {r} in {target}:")
+            body.indent += 1
+            body.w(f"{v}.extend(ix[{ix}].get({r}[{key}], EMPTY))")
+            body.indent -= 1
+            return v
         if kind == "derived":
-            name = e.name
-
-            def derived(fr):
-                rec = target(fr)
-                if rec is None:
-                    return None
-                s, body = self.derived[name]
-                fr[s] = rec
-                return body(fr)
-
-            return derived
+            s, name = self.derived[e.name]
+            body.w(f"if {target} is None:")
+            body.w(f"    {v} = None")
+            body.w("else:")
+            body.w(f"    fr[{s}] = {target}")
+            body.w(f"    {v} = {name}(fr)")
+            return v
         raise AssertionError(e.meaning)
 
-    def _c_Lookup(self, e: n.Lookup, scope):
+    def _e_Lookup(self, e: n.Lookup, scope):
         cells = self.program.tariffs[e.meaning[1]].cells
-        keys = [self.expr(k, scope) for k in e.keys]
+        keys = [self.emit(k, scope) for k in e.keys]
+        body = self.body
+        v = body.tmp()
         if len(keys) == 1:
-            k0 = keys[0]
+            # One key: a table by the key itself (no cell is keyed by none).
+            single = {k[0]: value for k, value in cells.items()}
+            body.w(f"{v} = {self.const(single)}.get({keys[0]})")
+        elif len(keys) == 2:
+            body.w(f"{v} = {self.const(cells)}.get(({keys[0]}, {keys[1]}))")  # a key of none finds no cell
+        else:
+            nones = " or ".join(f"{k} is None" for k in keys)
+            body.w(f"{v} = None if {nones} else {self.const(cells)}.get(({', '.join(keys)},))")
+        if self.trace:
+            body.w(f"fr[4].append(('tariff', {self.const(e.meaning[1])}, ({', '.join(keys)},), {v}, {self.const(e)}))")
+        return v
 
-            def lookup1(fr):
-                k = k0(fr)
-                return None if k is None else cells.get((k,))
-
-            return lookup1
-
-        if len(keys) == 2:
-            k0, k1 = keys
-
-            def lookup2(fr):
-                return cells.get((k0(fr), k1(fr)))  # a key of none finds no cell
-
-            return lookup2
-
-        def lookup(fr):
-            key = tuple(k(fr) for k in keys)
-            return None if None in key else cells.get(key)
-
-        return lookup
-
-    def _c_Duration(self, e: n.Duration, scope):
-        amount = self.expr(e.amount, scope)
+    def _e_Duration(self, e: n.Duration, scope):
         factor = {"days": 1, "weeks": 7, "months": 1, "years": 12}[e.unit]
         if isinstance(e.amount, n.Literal):
-            value = None if e.amount.value is None else e.amount.value * factor
-            return lambda fr: value
+            return self.const(None if e.amount.value is None else e.amount.value * factor)
+        amount = self.emit(e.amount, scope)
+        v = self.body.tmp()
+        self.body.w(f"{v} = None if {amount} is None else {amount} * {factor}")
+        return v
 
-        def duration(fr):
-            a = amount(fr)
-            return None if a is None else a * factor
-
-        return duration
-
-    def _c_Call(self, e: n.Call, scope):
-        args = [self.expr(a, scope) for a in e.args]
+    def _e_Call(self, e: n.Call, scope):
+        args = [self.emit(a, scope) for a in e.args]
         kind, name = e.meaning
+        body = self.body
+        v = body.tmp()
         if kind == "band":
-            label_of = self.program.bands[name].label_of
-            arg = args[0]
-
-            def band_of(fr):
-                d = arg(fr)
-                return None if d is None else label_of(d)
-
-            return band_of
+            band = self.program.bands[name]
+            cache = _BAND_CACHE.setdefault(band.entries, {})
+            d = args[0]
+            body.w(f"if {d} is None:")
+            body.w(f"    {v} = None")
+            body.w("else:")
+            body.w(f"    {v} = {self.const(cache)}.get({d}, _MISSING)")
+            body.w(f"    if {v} is _MISSING:")
+            body.w(f"        {v} = {self.const(band.label_of)}({d})")
+            if self.trace:
+                body.w(f"fr[4].append(('band', {self.const(e.name)}, {d}, {v}, {self.const(e)}))")
+            return v
+        present = ", ".join(args) + ","
         if name in ("later", "higher"):
-            return lambda fr: max((v for v in (a(fr) for a in args) if v is not None), default=None)
-        if name in ("earlier", "lower"):
-            return lambda fr: min((v for v in (a(fr) for a in args) if v is not None), default=None)
-        if name == "abs":
-            a0 = args[0]
-            return lambda fr: None if (v := a0(fr)) is None else abs(v)
-        if name == "days_between":
-            a0, a1 = args
+            body.w(f"{v} = max((x for x in ({present}) if x is not None), default=None)")
+        elif name in ("earlier", "lower"):
+            body.w(f"{v} = min((x for x in ({present}) if x is not None), default=None)")
+        elif name == "abs":
+            body.w(f"{v} = None if {args[0]} is None else abs({args[0]})")
+        elif name == "days_between":
+            a, b = args
+            body.w(f"{v} = None if {a} is None or {b} is None else {b} - {a}")
+        else:
+            raise AssertionError(name)
+        return v
 
-            def days_between(fr):
-                x, y = a0(fr), a1(fr)
-                return None if x is None or y is None else y - x
-
-            return days_between
-        raise AssertionError(name)
-
-    def _c_Unary(self, e: n.Unary, scope):
-        operand = self.expr(e.operand, scope)
+    def _e_Unary(self, e: n.Unary, scope):
+        operand = self.emit(e.operand, scope)
+        v = self.body.tmp()
         if e.op == "not":
-            return lambda fr: not operand(fr)
-        return lambda fr: None if (v := operand(fr)) is None else -v
+            self.body.w(f"{v} = not {operand}")
+        else:
+            self.body.w(f"{v} = None if {operand} is None else -{operand}")
+        return v
 
-    def _c_Binary(self, e: n.Binary, scope):
-        left = self.expr(e.left, scope)
-        right = self.expr(e.right, scope)
-        if e.op == "and":
-            return lambda fr: bool(left(fr)) and bool(right(fr))
-        if e.op == "or":
-            return lambda fr: bool(left(fr)) or bool(right(fr))
+    def _e_Binary(self, e: n.Binary, scope):
+        body = self.body
+        if e.op in ("and", "or"):
+            v = body.tmp()
+            left = self.emit(e.left, scope)
+            body.w(f"{v} = bool({left})")
+            body.w(f"if {'' if e.op == 'and' else 'not '}{v}:")
+            body.indent += 1
+            right = self.emit(e.right, scope)
+            body.w(f"{v} = bool({right})")
+            body.indent -= 1
+            return v
+        left = self.emit(e.left, scope)
+        right = self.emit(e.right, scope)
+        v = body.tmp()
         lk = e.left.type.kind if e.left.type else None
         rk = e.right.type.kind if e.right.type else None
         if e.op in ("+", "-") and "months" in (lk, rk) and "date" in (lk, rk):
             sign = 1 if e.op == "+" else -1
-            if lk == "date":
-                date_fn, months_fn = left, right
-            else:
-                date_fn, months_fn = right, left
-
-            def add_calendar_months(fr):
-                d, m = date_fn(fr), months_fn(fr)
-                if d is None or m is None:
-                    return None
-                try:
-                    return add_months(d, sign * m)
-                except OverflowError:
-                    raise EvaluationError("a date went outside the calendar") from None
-
-            return add_calendar_months
+            date, months = (left, right) if lk == "date" else (right, left)
+            body.w(f"{v} = _add_months({date}, {months}, {sign})")
+            return v
         if e.op == "/":
-            return lambda fr: _divide(left(fr), right(fr))
-        op = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b}[e.op]
+            body.w(f"{v} = _divide({left}, {right})")
+            return v
+        op = {"+": "+", "-": "-", "*": "*"}[e.op]
         if e.type is not None and e.type.kind == "date":
-
-            def day_op(fr):
-                a, b = left(fr), right(fr)
-                if a is None or b is None:
-                    return None
-                day = op(a, b)
-                if not FIRST_DAY <= day <= LAST_DAY:
-                    raise EvaluationError("a date went outside the calendar (years 1 to 9999)")
-                return day
-
-            return day_op
+            body.w(f"{v} = None if {left} is None or {right} is None else {left} {op} {right}")
+            body.w(f"if {v} is not None and not FIRST_DAY <= {v} <= LAST_DAY:")
+            body.w("    _outside_calendar()")
+            return v
         if lk in ("integer", "date", "days", "months") and rk in ("integer", "date", "days", "months"):
+            body.w(f"{v} = None if {left} is None or {right} is None else {left} {op} {right}")
+            return v
+        body.w(f"{v} = {self.const(_MIXED[e.op])}({left}, {right})")
+        return v
 
-            def integer_op(fr):
-                a, b = left(fr), right(fr)
-                return None if a is None or b is None else op(a, b)
-
-            return integer_op
-        mixed = _mixed(op)
-        return lambda fr: mixed(left(fr), right(fr))
-
-    def _c_Compare(self, e: n.Compare, scope):
-        left = self.expr(e.left, scope)
-        right = self.expr(e.right, scope)
-        test = _COMPARE[e.op]
+    def _e_Compare(self, e: n.Compare, scope):
+        left = self.emit(e.left, scope)
+        right = self.emit(e.right, scope)
+        op = _COMPARE[e.op]
+        v = self.body.tmp()
         if isinstance(e.right, n.Literal) and e.right.value is not None:
-            value = e.right.value
+            self.body.w(f"{v} = {left} is not None and {left} {op} {right}")
+        else:
+            self.body.w(f"{v} = {left} is not None and {right} is not None and {left} {op} {right}")
+        return v
 
-            def compare_constant(fr):
-                a = left(fr)
-                return a is not None and test(a, value)
+    def _e_IsNone(self, e: n.IsNone, scope):
+        operand = self.emit(e.operand, scope)
+        v = self.body.tmp()
+        self.body.w(f"{v} = {operand} is {'not ' if e.negated else ''}None")
+        return v
 
-            return compare_constant
-
-        def compare(fr):
-            a, b = left(fr), right(fr)
-            return a is not None and b is not None and test(a, b)
-
-        return compare
-
-    def _c_IsNone(self, e: n.IsNone, scope):
-        operand = self.expr(e.operand, scope)
-        if e.negated:
-            return lambda fr: operand(fr) is not None
-        return lambda fr: operand(fr) is None
-
-    def _c_Within(self, e: n.Within, scope):
-        value = self.expr(e.value, scope)
-        length = self.expr(e.length, scope)
-        anchor = self.expr(e.anchor, scope)
+    def _e_Within(self, e: n.Within, scope):
+        value, length, anchor = (self.emit(x, scope) for x in (e.value, e.length, e.anchor))
         months = e.length.type.kind == "months"
-        after = e.direction == "of"
+        v = self.body.tmp()
+        self.body.w(f"{v} = _within({value}, {length}, {anchor}, {months}, {e.direction == 'of'})")
+        if self.trace:
+            self.body.w(f"fr[4].append(('window', {value}, {length}, {anchor}, {months}, "
+                        f"{self.const(e.direction)}, {v}, {self.const(e)}))")
+        return v
 
-        def within(fr):
-            v, size, a = value(fr), length(fr), anchor(fr)
-            if v is None or size is None or a is None:
-                return False
-            if after:
-                last = (add_months(a, size) if months else a + size) - 1
-                return a <= v <= last
-            first = add_months(a, -size) if months else a - size
-            return first <= v <= a - 1
+    def _e_InBand(self, e: n.InBand, scope):
+        value = self.emit(e.value, scope)
+        v = self.body.tmp()
+        label_of = self.const(self.program.bands[e.band].label_of)
+        self.body.w(f"{v} = {value} is not None and {label_of}({value}) is not None")
+        return v
 
-        return within
+    def _e_InList(self, e: n.InList, scope):
+        value = self.emit(e.value, scope)
+        body = self.body
+        v = body.tmp()
+        if all(isinstance(o, n.Literal) or (isinstance(o, n.Ref) and o.meaning[0] == "enum") for o in e.options):
+            options = tuple(o.value if isinstance(o, n.Literal) else o.meaning[1] for o in e.options)
+            body.w(f"{v} = {value} is not None and {value} in {self.const(options)}")
+            return v
+        body.w(f"{v} = False")
+        body.w(f"if {value} is not None:")
+        body.indent += 1
+        options = [self.emit(o, scope) for o in e.options]
+        body.w(f"{v} = {value} in ({', '.join(options)},)")
+        body.indent -= 1
+        return v
 
-    def _c_InBand(self, e: n.InBand, scope):
-        value = self.expr(e.value, scope)
-        band = self.program.bands[e.band]
-        return lambda fr: (v := value(fr)) is not None and band.label_of(v) is not None
+    def _e_If(self, e: n.If, scope):
+        body = self.body
+        cond = self.emit(e.condition, scope)
+        v = body.tmp()
+        body.w(f"if {cond}:")
+        body.indent += 1
+        then = self.emit(e.then, scope)
+        body.w(f"{v} = {then}")
+        body.indent -= 1
+        body.w("else:")
+        body.indent += 1
+        other = self.emit(e.otherwise, scope)
+        body.w(f"{v} = {other}")
+        body.indent -= 1
+        return v
 
-    def _c_InList(self, e: n.InList, scope):
-        value = self.expr(e.value, scope)
-        options = [self.expr(o, scope) for o in e.options]
-        return lambda fr: (v := value(fr)) is not None and any(v == o(fr) for o in options)
+    def _e_SpellOp(self, e: n.SpellOp, scope):
+        spells = self.emit(e.spells, scope)
+        arg = self.emit(e.arg, scope)
+        v = self.body.tmp()
+        self.body.w(f"{v} = _spell_op({spells}, {arg}, {self.const(e.op)})")
+        return v
 
-    def _c_If(self, e: n.If, scope):
-        cond = self.expr(e.condition, scope)
-        then = self.expr(e.then, scope)
-        other = self.expr(e.otherwise, scope)
-        return lambda fr: then(fr) if cond(fr) else other(fr)
-
-    def _c_SpellOp(self, e: n.SpellOp, scope):
-        spells = self.expr(e.spells, scope)
-        arg = self.expr(e.arg, scope)
-        method = {"counted_from": Spells.counted_from, "starting_from": Spells.starting_from,
-                  "not_counting": Spells.not_counting}[e.op]
-
-        def spell_op(fr):
-            s, a = spells(fr), arg(fr)
-            if s is None:
-                return None
-            if a is None:
-                return s if e.op == "not_counting" else Spells([])
-            return method(s, a)
-
-        return spell_op
-
-    def _c_FirstDayLasting(self, e: n.FirstDayLasting, scope):
-        spells = self.expr(e.spells, scope)
-        length = self.expr(e.length, scope)
+    def _e_FirstDayLasting(self, e: n.FirstDayLasting, scope):
+        spells = self.emit(e.spells, scope)
+        length = self.emit(e.length, scope)
         months = e.length.type.kind == "months"
+        v = self.body.tmp()
+        method = "first_day_lasting_months" if months else "first_day_lasting_days"
+        self.body.w(f"{v} = None if {spells} is None or {length} is None else {spells}.{method}({length})")
+        if self.trace:
+            self.body.w(f"fr[4].append(('lasting', {spells}, {length}, {months}, {v}, {self.const(e)}))")
+        return v
 
-        def first_day(fr):
-            s, size = spells(fr), length(fr)
-            if s is None or size is None:
-                return None
-            return s.first_day_lasting_months(size) if months else s.first_day_lasting_days(size)
-
-        return first_day
-
-    # aggregates: each binding gets its own frame slot for the record in hand
-    def _binding(self, b: n.Binding, scope):
-        source = _counted(self.expr(b.source, scope))
+    # aggregates: each binding's record is a local; it goes into its frame slot too when
+    # some other function (a derived definition, a part of its own) reads it from there
+    def _source(self, b: n.Binding, scope) -> tuple[str, str, dict, Any]:
+        """The binding's records (counted against the step budget); (records, record local, inner scope)."""
+        body = self.body
+        records = self.emit(b.source, scope)
+        steps = body.tmp()
+        body.w(f"{steps} = fr[5] + len({records})")
+        limit = int(MAX_EVALUATION_STEPS)  # read now, so a test can lower it before compiling
+        body.w(f"if {steps} > {limit}:")
+        body.w(f"    _too_many_steps({limit})")
+        body.w(f"fr[5] = {steps}")
+        if self.trace and b.where is None:
+            table = b.source.type.name if b.source.type is not None else "?"
+            body.w(f"fr[4].extend(('evidence', {self.const(table)}, x) for x in {records})")
         s = self.slot()
         inner = dict(scope)
         inner[b.name] = s
-        where = self.expr(b.where, inner) if b.where is not None else None
-        if self.trace:
-            table = b.source.type.name if b.source.type is not None else "?"
-            if where is None:
-                plain = source
+        return records, body.tmp("r"), inner, s
 
-                def source(fr):
-                    records = plain(fr)
-                    fr[TRACE].extend(("evidence", table, rec) for rec in records)
-                    return records
+    def _open(self, records: str, rec: str, s: int, b: n.Binding, inner: dict) -> int:
+        """Start `for rec in records:` (rec also to its frame slot, skipped unless `where` holds).
 
-            else:
-                test = where
+        Opened and closed around the loop's body, not given it as a callback, so a
+        nesting level of the contract costs two Python frames here, not four."""
+        body = self.body
+        body.w(f"for {rec} in {records}:")
+        body.indent += 1
+        body.loops += 1
+        body.locals[s] = rec
+        store = len(body.lines)
+        body.w(f"fr[{s}] = {rec}")
+        if b.where is not None:
+            ok = self.emit(b.where, inner)
+            body.w(f"if not {ok}:")
+            body.w("    continue")
+            if self.trace:
+                table = b.source.type.name if b.source.type is not None else "?"
+                body.w(f"fr[4].append(('evidence', {self.const(table)}, {rec}))")
+        return store
 
-                def where(fr):
-                    ok = test(fr)
-                    if ok:
-                        fr[TRACE].append(("evidence", table, fr[s]))
-                    return ok
+    def _close(self, store: int, s: int) -> None:
+        body = self.body
+        if s not in self.frame_read:
+            body.lines[store] = ""  # nothing reads this record from the frame
+        del body.locals[s]
+        body.loops -= 1
+        body.indent -= 1
 
-        return source, s, where, inner
+    def _e_Count(self, e: n.Count, scope):
+        records, rec, inner, s = self._source(e.binding, scope)
+        body = self.body
+        v = body.tmp()
+        if e.binding.where is None:
+            body.w(f"{v} = len({records})")
+            return v
+        body.w(f"{v} = 0")
+        store = self._open(records, rec, s, e.binding, inner)
+        body.w(f"{v} += 1")
+        self._close(store, s)
+        return v
 
-    def _c_Count(self, e: n.Count, scope):
-        source, s, where, _ = self._binding(e.binding, scope)
-        if where is None:
-            return lambda fr: len(source(fr))
+    def _e_CountDistinct(self, e: n.CountDistinct, scope):
+        records, rec, inner, s = self._source(e.binding, scope)
+        body = self.body
+        seen = body.tmp()
+        body.w(f"{seen} = set()")
+        store = self._open(records, rec, s, e.binding, inner)
+        value = self.emit(e.value, inner)
+        body.w(f"if {value} is not None:")
+        body.w(f"    {seen}.add({value})")
+        self._close(store, s)
+        v = body.tmp()
+        body.w(f"{v} = len({seen})")
+        return v
 
-        def count(fr):
-            c = 0
-            for rec in source(fr):
-                fr[s] = rec
-                if where(fr):
-                    c += 1
-            return c
-
-        return count
-
-    def _c_CountDistinct(self, e: n.CountDistinct, scope):
-        source, s, where, inner = self._binding(e.binding, scope)
-        value = self.expr(e.value, inner)
-
-        def count_distinct(fr):
-            seen = set()
-            for rec in source(fr):
-                fr[s] = rec
-                if where is None or where(fr):
-                    v = value(fr)
-                    if v is not None:
-                        seen.add(v)
-            return len(seen)
-
-        return count_distinct
-
-    def _c_Aggregate(self, e: n.Aggregate, scope):
-        source, s, where, inner = self._binding(e.binding, scope)
-        value = self.expr(e.value, inner)
+    def _e_Aggregate(self, e: n.Aggregate, scope):
+        records, rec, inner, s = self._source(e.binding, scope)
+        body = self.body
         kind = e.kind
+        best, total, count = body.tmp(), body.tmp(), body.tmp()
+        body.w(f"{best} = None")
+        body.w(f"{total} = 0")
+        body.w(f"{count} = 0")
+        store = self._open(records, rec, s, e.binding, inner)
+        value = self.emit(e.value, inner)
+        body.w(f"if {value} is not None:")
+        if kind in ("sum", "mean"):
+            body.w(f"    {total} = {self.const(_MIXED['+'])}({total}, {value})")
+            body.w(f"    {count} += 1")
+        else:
+            op = "<" if kind in ("earliest", "min") else ">"
+            body.w(f"    if {best} is None or {value} {op} {best}:")
+            body.w(f"        {best} = {value}")
+        self._close(store, s)
+        if kind == "mean":
+            v = body.tmp()
+            body.w(f"{v} = _frac({total}) / {count} if {count} else None")  # exact: no rounding until a payment
+            return v
+        return total if kind == "sum" else best
 
-        add = _mixed(lambda a, b: a + b)
-
-        def aggregate(fr):
-            best = None
-            total = 0
-            count = 0
-            for rec in source(fr):
-                fr[s] = rec
-                if where is not None and not where(fr):
-                    continue
-                v = value(fr)
-                if v is None:
-                    continue
-                if kind in ("sum", "mean"):
-                    total = add(total, v)
-                    count += 1
-                elif best is None or (v < best if kind in ("earliest", "min") else v > best):
-                    best = v
-            if kind == "mean":
-                return _frac(total) / count if count else None  # exact: no rounding until a payment
-            return total if kind == "sum" else best
-
-        return aggregate
-
-    def _c_Quantifier(self, e: n.Quantifier, scope):
-        source, s, where, inner = self._binding(e.binding, scope)
-        cond = self.expr(e.condition, inner) if e.condition is not None else None
+    def _e_Quantifier(self, e: n.Quantifier, scope):
+        records, rec, inner, s = self._source(e.binding, scope)
+        body = self.body
         kind = e.kind
+        v = body.tmp()
+        body.w(f"{v} = {kind != 'any'}")
+        store = self._open(records, rec, s, e.binding, inner)
+        holds = "True" if e.condition is None else f"bool({self.emit(e.condition, inner)})"
+        if kind == "every":
+            body.w(f"if not {holds}:")
+            body.w(f"    {v} = False")
+        else:
+            body.w(f"if {holds}:")
+            body.w(f"    {v} = {kind == 'any'}")
+        body.w("    break")
+        self._close(store, s)
+        return v
 
-        def quantifier(fr):
-            for rec in source(fr):
-                fr[s] = rec
-                if where is not None and not where(fr):
-                    continue
-                holds = True if cond is None else bool(cond(fr))
-                if kind == "every" and not holds:
-                    return False
-                if kind in ("any", "no") and holds:
-                    return kind == "any"
-            return kind != "any"
+    def _e_Each(self, e: n.Each, scope):
+        records, rec, inner, s = self._source(e.binding, scope)
+        if e.binding.where is None:
+            return records
+        body = self.body
+        v = body.tmp()
+        body.w(f"{v} = []")
+        store = self._open(records, rec, s, e.binding, inner)
+        body.w(f"{v}.append({rec})")
+        self._close(store, s)
+        return v
 
-        return quantifier
+    def _e_Spells(self, e: n.Spells, scope):
+        records, rec, inner, s = self._source(e.binding, scope)
+        body = self.body
+        body.uses.add("as_of")
+        intervals = body.tmp()
+        body.w(f"{intervals} = []")
+        store = self._open(records, rec, s, e.binding, inner)
+        a = self.emit(e.start, inner)
+        end = self.emit(e.end, inner)
+        b = body.tmp()
+        body.w(f"{b} = {end}")
+        # An open spell runs to the as-of day; days after it do not exist yet.
+        body.w(f"if {a} is not None:")
+        body.w(f"    if {b} is None or {b} > asof:")
+        body.w(f"        {b} = asof")
+        body.w(f"    if {a} <= {b}:")
+        body.w(f"        {intervals}.append(({a}, {b}))")
+        self._close(store, s)
+        v = body.tmp()
+        body.w(f"{v} = Spells.of({intervals})")
+        return v
 
-    def _c_Each(self, e: n.Each, scope):
-        source, s, where, _ = self._binding(e.binding, scope)
-        if where is None:
-            return source
-
-        def each(fr):
-            out = []
-            for rec in source(fr):
-                fr[s] = rec
-                if where(fr):
-                    out.append(rec)
-            return out
-
-        return each
-
-    def _c_Spells(self, e: n.Spells, scope):
-        source, s, where, inner = self._binding(e.binding, scope)
-        start = self.expr(e.start, inner)
-        end = self.expr(e.end, inner)
-        a_index, b_index = _binder_field(e.start, e.binding.name), _binder_field(e.end, e.binding.name)
-        if where is None and a_index is not None and b_index is not None and not self.trace:
-            # The usual case, `spells from e.start to e.end for e in employment`: read the
-            # two fields straight from each record.
-
-            def plain_spells(fr):
-                as_of = fr[AS_OF]
-                intervals = []
-                for rec in source(fr):
-                    a, b = rec[a_index], rec[b_index]
-                    if a is None:
-                        continue
-                    if b is None or b > as_of:
-                        b = as_of
-                    if a <= b:
-                        intervals.append((a, b))
-                return Spells.of(intervals)
-
-            return plain_spells
-
-        def spells(fr):
-            as_of = fr[AS_OF]
-            intervals = []
-            for rec in source(fr):
-                fr[s] = rec
-                if where is not None and not where(fr):
-                    continue
-                a, b = start(fr), end(fr)
-                if a is None:
-                    continue
-                # An open spell runs to the as-of day; days after it do not exist yet.
-                if b is None or b > as_of:
-                    b = as_of
-                if a <= b:
-                    intervals.append((a, b))
-            return Spells.of(intervals)
-
-        return spells
-
-    def _c_FirstRun(self, e: n.FirstRun, scope):
-        length = self.expr(e.length, scope)
-        source, s, where, inner = self._binding(e.binding, scope)
-        order = self.expr(e.order, inner)
-        cond = self.expr(e.condition, inner)
-
-        def first_run(fr):
-            needed = length(fr)
-            if needed is None or needed <= 0:
-                return None
-            chosen = []
-            for rec in source(fr):
-                fr[s] = rec
-                if where is None or where(fr):
-                    key = order(fr)
-                    chosen.append(((key is None, key if key is not None else 0), _row_key(rec), rec))
-            chosen.sort(key=lambda x: (x[0], x[1]))
-            streak = 0
-            for _, _, rec in chosen:
-                fr[s] = rec
-                streak = streak + 1 if cond(fr) else 0
-                if streak >= needed:
-                    return rec
-            return None
-
-        return first_run
+    def _e_FirstRun(self, e: n.FirstRun, scope):
+        body = self.body
+        needed = self.emit(e.length, scope)
+        v = body.tmp()
+        body.w(f"{v} = None")
+        body.w(f"if {needed} is not None and {needed} > 0:")
+        body.indent += 1
+        records, rec, inner, s = self._source(e.binding, scope)
+        chosen = body.tmp()
+        body.w(f"{chosen} = []")
+        store = self._open(records, rec, s, e.binding, inner)
+        key = self.emit(e.order, inner)
+        body.w(f"{chosen}.append((({key} is None, {key} if {key} is not None else 0), _row_key({rec}), {rec}))")
+        self._close(store, s)
+        body.w(f"{chosen}.sort(key=_first_two)")
+        streak = body.tmp()
+        body.w(f"{streak} = 0")
+        ordered = body.tmp()
+        body.w(f"{ordered} = [x[2] for x in {chosen}]")
+        store = self._open(ordered, rec, s, attrs.evolve(e.binding, where=None), inner)
+        cond = self.emit(e.condition, inner)
+        body.w(f"{streak} = {streak} + 1 if {cond} else 0")
+        body.w(f"if {streak} >= {needed}:")
+        body.w(f"    {v} = {rec}")
+        body.w("    break")
+        self._close(store, s)
+        body.indent -= 1
+        return v
 
     # ---- the contract's definitions and outcomes ---------------------------------------
 
@@ -683,20 +739,24 @@ class Compiler:
         for let in program.lets:
             if let.record_table is None:
                 self.let_slots[let.name] = self.slot()
-            else:
-                self.derived[let.name] = (self.slot(), None)
+        for let in program.lets:
+            if let.record_table is not None:
+                s = self.slot()
+                self.derived[let.name] = (s, f"d{len(self.derived)}")
         for o in program.outcomes:
             self.outcome_slots[o.name] = self.slot()
 
-        global_lets = []
-        subject_steps: list[tuple[str, Any]] = []
         let_fns: dict[str, Fn] = {}
         for let in program.lets:
             if let.record_table is not None:
-                s, _ = self.derived[let.name]
-                self.derived[let.name] = (s, self.expr(let.expr, {let.binder: s}))
+                s, name = self.derived[let.name]
+                body = self.body = _Body(name)
+                self.functions.append(body)
+                result = self.emit(let.expr, {let.binder: s})
+                body.w(f"return {result}")
+                self.body = None
             else:
-                let_fns[let.name] = self.expr(let.expr, {})
+                let_fns[let.name] = self.fn(let.expr)
         outcomes = [self._outcome(o) for o in program.outcomes]
         by_name = {o.name: o for o in outcomes}
 
@@ -707,21 +767,30 @@ class Compiler:
         outcome_deps = {o.name: o.deps for o in program.outcomes}
 
         def visit(name: str) -> None:
-            if name in seen:
-                return
-            seen.add(name)
-            deps = lets[name].deps if name in lets else outcome_deps.get(name, ())
-            for d in sorted(deps):
-                visit(d)
-            if name in lets and lets[name].record_table is None:
-                order.append(("let", name))
-            elif name in by_name:
-                order.append(("outcome", name))
+            stack = [(name, False)]
+            while stack:
+                current, expanded = stack.pop()
+                if expanded:
+                    if current in lets and lets[current].record_table is None:
+                        order.append(("let", current))
+                    elif current in by_name:
+                        order.append(("outcome", current))
+                    continue
+                if current in seen:
+                    continue
+                seen.add(current)
+                stack.append((current, True))
+                deps = lets[current].deps if current in lets else outcome_deps.get(current, ())
+                for d in sorted(deps, reverse=True):
+                    if d not in seen:
+                        stack.append((d, False))
 
         for let in program.lets:
             visit(let.name)
         for o in program.outcomes:
             visit(o.name)
+        global_lets = []
+        subject_steps: list[tuple[int, Any]] = []
         for kind, name in order:
             if kind == "let":
                 if lets[name].per_subject:
@@ -732,75 +801,108 @@ class Compiler:
                 o = by_name[name]
                 subject_steps.append((o.slot, o.achieved))
 
-        eligible = self.expr(program.eligible, {}) if program.eligible is not None else None
-        cap_limits = [self.expr(c.limit, {}) for c in program.caps]
-        ceiling_limits = [self.expr(c.limit, {}) for c in program.ceilings]
+        eligible = self.fn(program.eligible) if program.eligible is not None else None
+        cap_limits = [self.fn(c.limit) for c in program.caps]
+        ceiling_limits = [self.fn(c.limit) for c in program.ceilings]
         checks = {
-            name: [(self.expr(c, {}), c) for c in info.checks] for name, info in program.tables.items() if info.checks
+            name: [(self.fn(c), c) for c in info.checks] for name, info in program.tables.items() if info.checks
         }
         cohorts = None
         if program.cohorts is not None:
             c = program.cohorts
             s = self.slot()
             scope = {c.binder: s}
-            cohorts = (s, self.expr(c.members, scope), self.expr(c.by, scope), self.expr(c.counting, scope))
+            self.frame_read.add(s)
+            cohorts = (s, self.fn(c.members, scope), self.fn(c.by, scope), self.fn(c.counting, scope))
+        self.build()
+        r = self.resolve
+        for o in outcomes:
+            if isinstance(o.achieved, _Recurring):
+                o.achieved.resolved = (tuple(r(c) for c in o.achieved.conditions),
+                                       tuple(r(x) for x in o.achieved.recurring))
+        outcomes = [attrs.evolve(
+            o, achieved=r(o.achieved), pays=r(o.pays),
+            recurring=None if o.recurring is None else tuple(r(x) for x in o.recurring),
+            reports=tuple((name, r(fn), typ, paid) for name, fn, typ, paid in o.reports),
+            conditions=tuple(r(c) for c in o.conditions), day=r(o.day)) for o in outcomes]
         return CompiledContract(
             program=program,
             frame_size=self.next_slot,
             indexes=tuple(self.indexes),
-            global_lets=tuple(global_lets),
-            subject_steps=tuple(subject_steps),
+            global_lets=tuple((s, r(fn)) for s, fn in global_lets),
+            subject_steps=tuple((s, r(fn)) for s, fn in subject_steps),
             outcomes=tuple(outcomes),
-            eligible=eligible,
-            cap_limits=tuple(cap_limits),
-            ceiling_limits=tuple(ceiling_limits),
-            checks=checks,
+            eligible=r(eligible),
+            cap_limits=tuple(r(fn) for fn in cap_limits),
+            ceiling_limits=tuple(r(fn) for fn in ceiling_limits),
+            checks={name: [(r(fn), c) for fn, c in fns] for name, fns in checks.items()},
             let_slots=dict(self.let_slots),
-            cohorts=cohorts,
+            cohorts=None if cohorts is None else (cohorts[0],) + tuple(r(fn) for fn in cohorts[1:]),
+            source=self.source(),
         )
 
     def _outcome(self, o) -> CompiledOutcome:
-        conditions = [self.expr(c, {}) for c in o.conditions]
-        pays = self.expr(o.pays, {})
-        reports = tuple((name, None if e is None else self.expr(e, {}), e.type if e is not None else None,
+        conditions = [self.fn(c) for c in o.conditions]
+        pays = self.fn(o.pays)
+        reports = tuple((name, None if e is None else self.fn(e), e.type if e is not None else None,
                          e is not None and uses_paid(e))
                         for name, e in o.reports)
         slot = self.outcome_slots[o.name]
         recurring = None
         if o.recurring is not None:
             r = o.recurring
-            every = self.expr(r.every, {})
+            every = self.fn(r.every)
             months = r.every.type.kind == "months"
             anchor = self.outcome_slots[r.after]
-            spells = self.expr(r.spells, {})
-            at_most = self.expr(r.at_most, {})
+            spells = self.fn(r.spells)
+            at_most = self.fn(r.at_most)
             recurring = (every, months, anchor, spells, at_most)
-
-            def first_recurrence(fr):
-                if not all(c(fr) for c in conditions):
-                    return None
-                days = recurrences(fr, recurring, limit_to_as_of=False, first_only=True)
-                return days[0] if days else None
-
-            achieved = first_recurrence
+            achieved = _Recurring(conditions, recurring)
         else:
-            day_of = self.expr(o.achieved, {})
-            if not conditions:
-                achieved = day_of
-            else:
-
-                def achieved(fr):
-                    day = day_of(fr)
-                    if day is None:
-                        return None
-                    for c in conditions:
-                        if not c(fr):
-                            return None
-                    return day
-
-        day_fn = None if o.recurring is not None else self.expr(o.achieved, {}) if self.trace else None
+            achieved = self._achieved(o)
+        day_fn = None if o.recurring is not None else self.fn(o.achieved) if self.trace else None
         return CompiledOutcome(o.name, o.index, slot, achieved, pays, recurring, reports, o.deferred,
                                tuple(conditions) if self.trace else (), day_fn)
+
+    def _achieved(self, o) -> "_Pending":
+        """The day an outcome is achieved, conditions included: none unless every `when` holds."""
+        body = self.body = _Body(f"a{len(self.functions)}")
+        self.functions.append(body)
+        day = self.emit(o.achieved, {})
+        if o.conditions:
+            body.w(f"if {day} is None:")
+            body.w("    return None")
+            for c in o.conditions:
+                ok = self.emit(c, {})
+                body.w(f"if not {ok}:")
+                body.w("    return None")
+        body.w(f"return {day}")
+        self.body = None
+        return _Pending(body.name)
+
+
+@attrs.frozen
+class _Pending:
+    """A generated function not yet compiled: its name in the namespace."""
+
+    name: str
+
+
+class _Recurring:
+    """The first day a recurring outcome is achieved (its conditions holding)."""
+
+    def __init__(self, conditions, recurring):
+        self.conditions = conditions
+        self.recurring = recurring
+        self.resolved = None
+
+    def __call__(self, fr):
+        conditions, recurring = self.resolved
+        for c in conditions:
+            if not c(fr):
+                return None
+        days = recurrences(fr, recurring, limit_to_as_of=False, first_only=True)
+        return days[0] if days else None
 
 
 def uses_paid(node) -> bool:
@@ -847,6 +949,7 @@ class CompiledContract:
     checks: dict
     let_slots: dict
     cohorts: Any = None  # (binder slot, members fn, by fn, counting fn)
+    source: str = ""  # the generated Python, for reading and for tests
 
 
 def compile_program(program: Program, trace: bool = False) -> CompiledContract:
