@@ -64,6 +64,9 @@ def _join(intervals: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return runs
 
 
+_INF = float("inf")  # sorts after any day: (day, _INF) comes after every run starting that day
+
+
 class Spells:
     """A set of days as joined runs, plus days that do not count (e.g. school holidays).
 
@@ -163,7 +166,7 @@ class Spells:
         return None
 
     def run_containing(self, day: int) -> tuple[int, int] | None:
-        i = bisect_right(self.runs, (day, float("inf"))) - 1
+        i = bisect_right(self.runs, (day, _INF)) - 1
         if i >= 0 and self.runs[i][0] <= day <= self.runs[i][1]:
             return self.runs[i]
         return None

@@ -99,18 +99,6 @@ def _too_many_steps(limit):
                           "(records gone through by its aggregates); the limit keeps every run short")
 
 
-def _spell_op(spells, arg, op):
-    if spells is None:
-        return None
-    if arg is None:
-        return spells if op == "not_counting" else Spells([])
-    if op == "counted_from":
-        return spells.counted_from(arg)
-    if op == "starting_from":
-        return spells.starting_from(arg)
-    return spells.not_counting(arg)
-
-
 def _within(value, size, anchor, months, after):
     if value is None or size is None or anchor is None:
         return False
@@ -134,7 +122,7 @@ def _first_two(x):
 _RUNTIME = {
     "Spells": Spells, "EMPTY": EMPTY, "Fraction": Fraction, "_frac": _frac, "_divide": _divide,
     "_add_months": _add_months, "add_months": add_months, "_outside_calendar": _outside_calendar,
-    "_too_many_steps": _too_many_steps, "_spell_op": _spell_op, "_within": _within, "_row_key": _row_key,
+    "_too_many_steps": _too_many_steps, "_within": _within, "_row_key": _row_key,
     "_first_two": _first_two, "_MISSING": _MISSING, "FIRST_DAY": FIRST_DAY, "LAST_DAY": LAST_DAY,
 }
 
@@ -202,6 +190,7 @@ class Compiler:
         self.functions: list[_Body] = []
         self.body: _Body | None = None
         self.frame_read: set[int] = set()  # binder slots some other function reads from the frame
+        self._recurring_achieved: dict[str, "_Recurring"] = {}
 
     def slot(self) -> int:
         s = self.next_slot
@@ -487,7 +476,11 @@ class Compiler:
         value, length, anchor = (self.emit(x, scope) for x in (e.value, e.length, e.anchor))
         months = e.length.type.kind == "months"
         v = self.body.tmp()
-        self.body.w(f"{v} = _within({value}, {length}, {anchor}, {months}, {e.direction == 'of'})")
+        if not months and e.direction == "of":  # the usual window, written out: no call
+            self.body.w(f"{v} = {value} is not None and {length} is not None and {anchor} is not None "
+                        f"and {anchor} <= {value} <= {anchor} + {length} - 1")
+        else:
+            self.body.w(f"{v} = _within({value}, {length}, {anchor}, {months}, {e.direction == 'of'})")
         if self.trace:
             self.body.w(f"fr[4].append(('window', {value}, {length}, {anchor}, {months}, "
                         f"{self.const(e.direction)}, {v}, {self.const(e)}))")
@@ -536,7 +529,13 @@ class Compiler:
         spells = self.emit(e.spells, scope)
         arg = self.emit(e.arg, scope)
         v = self.body.tmp()
-        self.body.w(f"{v} = _spell_op({spells}, {arg}, {self.const(e.op)})")
+        body = self.body
+        body.w(f"if {spells} is None:")
+        body.w(f"    {v} = None")
+        body.w(f"elif {arg} is None:")
+        body.w(f"    {v} = {spells if e.op == 'not_counting' else 'Spells([])'}")
+        body.w("else:")
+        body.w(f"    {v} = {spells}.{ {'counted_from': 'counted_from', 'starting_from': 'starting_from', 'not_counting': 'not_counting'}[e.op]}({arg})")
         return v
 
     def _e_FirstDayLasting(self, e: n.FirstDayLasting, scope):
@@ -801,6 +800,7 @@ class Compiler:
                 o = by_name[name]
                 subject_steps.append((o.slot, o.achieved))
 
+        steps = None if self.trace else self._steps(order, lets, let_fns, program)
         eligible = self.fn(program.eligible) if program.eligible is not None else None
         cap_limits = [self.fn(c.limit) for c in program.caps]
         ceiling_limits = [self.fn(c.limit) for c in program.ceilings]
@@ -831,6 +831,7 @@ class Compiler:
             indexes=tuple(self.indexes),
             global_lets=tuple((s, r(fn)) for s, fn in global_lets),
             subject_steps=tuple((s, r(fn)) for s, fn in subject_steps),
+            steps=r(steps),
             outcomes=tuple(outcomes),
             eligible=r(eligible),
             cap_limits=tuple(r(fn) for fn in cap_limits),
@@ -857,12 +858,46 @@ class Compiler:
             spells = self.fn(r.spells)
             at_most = self.fn(r.at_most)
             recurring = (every, months, anchor, spells, at_most)
-            achieved = _Recurring(conditions, recurring)
+            achieved = self._recurring_achieved[o.name] = _Recurring(conditions, recurring)
         else:
             achieved = self._achieved(o)
         day_fn = None if o.recurring is not None else self.fn(o.achieved) if self.trace else None
         return CompiledOutcome(o.name, o.index, slot, achieved, pays, recurring, reports, o.deferred,
                                tuple(conditions) if self.trace else (), day_fn)
+
+    def _steps(self, order, lets, let_fns, program) -> "_Pending":
+        """One function doing a subject's steps in order: each definition and outcome day, written
+        to its frame slot (and kept in a local for the steps after it)."""
+        body = self.body = _Body(f"s{len(self.functions)}")
+        self.functions.append(body)
+        outcomes = {o.name: o for o in program.outcomes}
+        for kind, name in order:
+            if kind == "let":
+                if not lets[name].per_subject:
+                    continue
+                slot = self.let_slots[name]
+                value = self.emit(lets[name].expr, {})
+            else:
+                o = outcomes[name]
+                slot = self.outcome_slots[name]
+                value = body.tmp()
+                if o.recurring is not None:
+                    body.w(f"{value} = {self.const(self._recurring_achieved[name])}(fr)")
+                else:
+                    day = self.emit(o.achieved, {})
+                    body.w(f"{value} = {day}")
+                    for c in o.conditions:  # each `when` only while the day stands
+                        body.w(f"if {value} is not None:")
+                        body.indent += 1
+                        ok = self.emit(c, {})
+                        body.w(f"if not {ok}:")
+                        body.w(f"    {value} = None")
+                        body.indent -= 1
+            body.w(f"fr[{slot}] = {value}")
+            body.locals[slot] = value
+        body.w("return None")
+        self.body = None
+        return _Pending(body.name)
 
     def _achieved(self, o) -> "_Pending":
         """The day an outcome is achieved, conditions included: none unless every `when` holds."""
@@ -949,6 +984,7 @@ class CompiledContract:
     checks: dict
     let_slots: dict
     cohorts: Any = None  # (binder slot, members fn, by fn, counting fn)
+    steps: Fn | None = None  # all of subject_steps in one function (not in a tracing build)
     source: str = ""  # the generated Python, for reading and for tests
 
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import operator
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from fractions import Fraction
 
@@ -37,9 +38,10 @@ from .statement import CapUse, Statement, Totals, pence_text, pounds
 C_DAY, C_OUTCOME, C_OCCURRENCE, C_TARIFF, C_LIMITS, C_FRAME = range(6)
 
 
-@attrs.frozen
-class SubjectResult:
-    """What the first pass found for one subject; `days` holds each outcome's day (or None)."""
+class SubjectResult(NamedTuple):
+    """What the first pass found for one subject; `days` holds each outcome's day (or None).
+
+    A named tuple, not a class of its own: the first pass makes one per subject."""
 
     subject: str
     eligible: bool
@@ -162,6 +164,7 @@ class Evaluation:
                              for o in compiled.outcomes]
         # Caps that are simply `per subject`: one running total per subject, kept in a local list.
         self.simple_caps = self.decomposable and all(c.scopes == ("subject",) for c in self.program.caps)
+        self.simple = self.simple_caps and not self.has_alternatives and not self.keeps_frames
         self.simple_applies = [
             tuple((i, cap.name) for i, cap in enumerate(self.program.caps) if not cap.outcomes or o.name in cap.outcomes)
             for o in self.program.outcomes
@@ -229,8 +232,11 @@ class Evaluation:
         outcomes = compiled.outcomes
         if compiled.eligible is not None and not compiled.eligible(fr):
             return SubjectResult(key, False, self.no_days, (), ())
-        for slot, fn in compiled.subject_steps:
-            fr[slot] = fn(fr)
+        if compiled.steps is not None:
+            compiled.steps(fr)
+        else:
+            for slot, fn in compiled.subject_steps:
+                fr[slot] = fn(fr)
         days = tuple([fr[o.slot] for o in outcomes])
         as_of = self.as_of
         excluded = self._excluded(days) if self.has_alternatives else {}
@@ -263,6 +269,119 @@ class Evaluation:
                 claims = [row for row in (take(key, c) for c in claims) if row is not None]
                 self.ordered.forget_subject()
         return SubjectResult(key, True, days, tuple(sorted(excluded.items())), tuple(claims))
+
+    def _simple_subject(self):
+        """`subject` for the common shape of contract, with everything it needs bound once: no
+        alternatives or requirements, nothing kept for later (reports, `paid`), every cap simply
+        per subject. The same results as `subject`, with no per-subject look-ups of the plan."""
+        compiled = self.compiled
+        template = self.template
+        key_index = self.key_index
+        eligible = compiled.eligible
+        steps = compiled.steps
+        subject_steps = compiled.subject_steps
+        as_of = self.as_of
+        no_days = self.no_days
+        slots = tuple(o.slot for o in compiled.outcomes)
+        if len(slots) > 1:
+            days_of = operator.itemgetter(*slots)
+        else:  # itemgetter of one slot gives the value, not a tuple; of none, an error
+            days_of = lambda fr: tuple(fr[s] for s in slots)  # noqa: E731
+        plan = [(o.index, o.slot, o.pays, o.recurring) for o in compiled.outcomes]
+        pence_get = self.pence_cache.get
+        tariff = self._tariff
+        outcomes = compiled.outcomes
+        limit_fns = [(i, compiled.cap_limits[i]) for i in self.subject_caps]
+        caps = len(self.program.caps)
+        finish = self.finish_plan
+        to_pence_ = to_pence
+        rounding = self.program.rounding
+        applies = {self.finish_plan[o.index][0] for o in compiled.outcomes}
+        one_cap = None
+        if len(self.program.funders) == 1 and len(applies) == 1 and len(next(iter(applies))) == 1:
+            one_cap = next(iter(applies))[0]
+        funder = self.program.funders[0] if self.program.funders else None
+        limit_pence: dict = {}  # limits repeat (a few per group and year): each converted once
+        limit_get = limit_pence.get
+        recurring_days = _recurrence_days
+
+        def simple_subject(row: tuple) -> SubjectResult:
+            fr = template[:]
+            fr[0] = row
+            key = row[key_index]
+            if eligible is not None and not eligible(fr):
+                return SubjectResult(key, False, no_days, (), ())
+            if steps is not None:
+                steps(fr)
+            else:
+                for slot, fn in subject_steps:
+                    fr[slot] = fn(fr)
+            claims = []
+            for index, slot, pays, recurring in plan:
+                day = fr[slot]
+                if day is None or day > as_of:
+                    continue
+                raw = pays(fr)
+                if raw is None:
+                    continue  # a tariff of `none`: no payment exists
+                pence = pence_get(raw)
+                if pence is None:
+                    pence = tariff(outcomes[index], fr, key)
+                if recurring is None:
+                    claims.append((day, index, 0, pence))
+                else:
+                    k = 0
+                    for d in recurring_days(fr, recurring, as_of):
+                        k += 1
+                        claims.append((d, index, k, pence))
+            if not claims:
+                return SubjectResult(key, True, days_of(fr), (), ())
+            claims.sort()  # day, contract order, occurrence: never equal, so the tariff never decides
+            limits = [None] * caps
+            for i, fn in limit_fns:
+                value = fn(fr)
+                if value is None:
+                    limits[i] = NO_LIMIT  # `none`: this subject has no such cap
+                else:
+                    p = limit_get(value)
+                    if p is None:
+                        p = limit_pence[value] = to_pence_(value, rounding)
+                    limits[i] = p
+            if one_cap is not None:
+                # One cap over every outcome, one funder: its room as a number, nothing looked up per payment.
+                i, name, fixed = one_cap
+                room = limits[i] if fixed is None else fixed
+                rows = []
+                for day, outcome, occurrence, pence in claims:
+                    if pence > room:
+                        allowed = room if room > 0 else 0
+                        rows.append((day, key, outcome, occurrence, pence, allowed, ((funder, allowed),),
+                                     ((name, pence - allowed),), 0, (), (), None))
+                    else:
+                        allowed = pence
+                        rows.append((day, key, outcome, occurrence, pence, pence, ((funder, pence),), (), 0, (), (),
+                                     None))
+                    room -= allowed
+                return SubjectResult(key, True, days_of(fr), (), tuple(rows))
+            used = [0] * caps
+            rows = []
+            for day, outcome, occurrence, pence in claims:
+                applies, split, _ = finish[outcome]
+                allowed = pence
+                cuts: tuple = ()
+                for i, name, fixed in applies:
+                    room = (limits[i] if fixed is None else fixed) - used[i]
+                    if allowed > room:
+                        if room < 0:
+                            room = 0
+                        cuts += ((name, allowed - room),)
+                        allowed = room
+                for i, _, _ in applies:
+                    used[i] += allowed
+                rows.append((day, key, outcome, occurrence, pence, allowed, split(allowed), cuts, 0, (), (), None))
+            return SubjectResult(key, True, days_of(fr), (), tuple(rows))
+
+        return simple_subject
 
     def _finish(self, subject: str, claims: list) -> list[tuple]:
         """A subject's payments when every cap is simply per subject: its claims, in order, through
@@ -338,9 +457,10 @@ class Evaluation:
         """Every subject on its own, in subject id order."""
         results, errors = [], []
         key = self.key_index
+        subject = self._simple_subject() if self.simple else self.subject
         for row in sorted(self.subject_rows if rows is None else rows, key=lambda r: r[key]):
             try:
-                results.append(self.subject(row))
+                results.append(subject(row))
             except EvaluationError as err:
                 errors.append(err if err.subject else EvaluationError(str(err).removeprefix("evaluation error: "),
                                                                        row[key], err.span))
@@ -644,6 +764,25 @@ def report_value(value, typ, rounding: str):
     if typ.kind == "date":
         return iso(value)
     return value
+
+
+def _recurrence_days(fr: list, recurring, as_of: int) -> list[int]:
+    """`recurrences` up to the as-of day, with days as whole numbers added without a call each."""
+    every_fn, months, anchor_slot, spells_fn, at_most_fn = recurring
+    if months:
+        return recurrences(fr, recurring)
+    anchor = fr[anchor_slot]
+    if anchor is None:
+        return []
+    every, spells, at_most = every_fn(fr), spells_fn(fr), at_most_fn(fr)
+    if every is None or spells is None or at_most is None or every <= 0:
+        return []
+    run = spells.run_containing(anchor)
+    if run is None:
+        return []
+    # The first break ends it for good; days after the as-of day are not yet due.
+    last = min(run[1], as_of, anchor + at_most * every)
+    return list(range(anchor + every, last + 1, every))
 
 
 def _claim_order(c: tuple) -> tuple:
