@@ -15,7 +15,7 @@ import json
 import re
 from decimal import Decimal
 from fractions import Fraction
-from typing import Any, TextIO
+from typing import Any, Sequence, TextIO
 
 import attrs
 
@@ -155,26 +155,55 @@ class Totals:
         self.subjects_paid = 0
         self.payments = 0
 
-    def add(self, rows) -> "Totals":
-        last_subject = None
-        paid: set[str] = set()
+    def add(self, rows: Sequence[tuple]) -> "Totals":
+        """Add payment rows, in any order. One subject's rows must all come in one call (the
+        subjects paid are counted per call). Rows in day order, as a statement has them, are
+        the cheap case: the month is found once per day and the day's amounts are summed first."""
         by_outcome, seen_outcome, by_funder, by_period = self.by_outcome, self.seen_outcome, self.by_funder, self.by_period
-        for r in rows:
-            amount = r[AMOUNT]
-            self.total += amount
-            self.unfunded += r[UNFUNDED]
-            by_outcome[r[OUTCOME]] += amount
-            seen_outcome[r[OUTCOME]] = True
-            for f, p in r[FUNDERS]:
-                by_funder[f] += p
-                self.seen_funder.add(f)
-            m = _month(r[DAY])
-            by_period[m] = by_period.get(m, 0) + amount
-            if r[SUBJECT] is not last_subject:
-                last_subject = r[SUBJECT]
-                paid.add(last_subject)
-            self.payments += 1
+        seen_funder = self.seen_funder
+        paid: set[str] = set()
+        add_paid = paid.add
+        last_subject = None
+        total = unfunded = 0
+        day = month = None
+        on_day = 0  # paid on `day`: added to its month when the day changes
+        funder = None  # the funder of the last row with a single share,
+        funded = 0  # and what such rows gave it since it last changed
+        for d, subject, outcome, _, _, amount, shares, _, not_funded, _, _, _ in rows:
+            if d != day:
+                if day is not None:
+                    by_period[month] = by_period.get(month, 0) + on_day
+                    total += on_day
+                day, month, on_day = d, _month(d), 0
+            on_day += amount
+            unfunded += not_funded
+            by_outcome[outcome] += amount
+            seen_outcome[outcome] = True
+            if len(shares) == 1:
+                (f, p), = shares
+                if f is funder:
+                    funded += p
+                else:
+                    if funder is not None:
+                        by_funder[funder] += funded
+                    funder, funded = f, p
+                    seen_funder.add(f)
+            else:
+                for f, p in shares:
+                    by_funder[f] += p
+                    seen_funder.add(f)
+            if subject is not last_subject:
+                last_subject = subject
+                add_paid(subject)
+        if day is not None:
+            by_period[month] = by_period.get(month, 0) + on_day
+            total += on_day
+        if funder is not None:
+            by_funder[funder] += funded
+        self.total += total
+        self.unfunded += unfunded
         self.subjects_paid += len(paid)
+        self.payments += len(rows)
         return self
 
     def merge(self, other: "Totals") -> "Totals":
