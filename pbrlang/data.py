@@ -11,6 +11,7 @@ import csv
 import datetime
 import gc
 import io
+import itertools
 import json
 import re
 from decimal import Decimal
@@ -188,7 +189,13 @@ def _decode(path: Path, problems: _Collector) -> str | None:
         return None
 
 
-def _rows_from_csv(text: str, file: str, info: TableInfo, problems: _Collector, warnings: list[str]):
+# Rows converted at a time: the text cells of one chunk are freed before the next is
+# read, so the memory they took is reused, not left in pieces around the rows that stay.
+CSV_CHUNK = 50_000
+
+
+def _rows_from_csv(text: str, file: str, info: TableInfo, problems: _Collector, warnings: list[str],
+                   canonical=None):
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
         header = next(reader)
@@ -199,21 +206,30 @@ def _rows_from_csv(text: str, file: str, info: TableInfo, problems: _Collector, 
     except csv.Error as err:
         problems.add(file, 1, None, f"cannot be read as CSV: {err}")
         return []
-    width = len(header)
+    plan = _columns(header, file, info, problems, warnings, 1, canonical)
+    if plan is None:
+        return []
     body = text.split("\n", 1)[1] if "\n" in text else ""
     if '"' not in text and "\n\n" not in body and "\r\n\r\n" not in body and not body.startswith(("\n", "\r")):
         # No quoted cell (so none spans lines) and no blank line: row n is on line n + 1,
         # and the rows can go through C-level code without a Python step per row.
-        try:
-            rows = list(reader)
-        except csv.Error as err:
-            problems.add(file, reader.line_num, None, f"cannot be read as CSV: {err}")
-            return []
-        return _typed_rows(header, rows, range(2, len(rows) + 2), file, info, problems, warnings, 1)
+        rows: list[tuple] = []
+        line = 2
+        while True:
+            try:
+                chunk = list(itertools.islice(reader, CSV_CHUNK))
+            except csv.Error as err:
+                problems.add(file, reader.line_num, None, f"cannot be read as CSV: {err}")
+                return rows
+            if not chunk or problems.full():
+                return rows
+            rows.extend(_typed_rows(plan, chunk, range(line, line + len(chunk)), file, problems))
+            line += len(chunk)
     numbered = [(reader.line_num, r) for r in _safe_csv(reader, file, problems)]
     # A blank line is not a row.
+    width = len(header)
     numbered = [(n, r) for n, r in numbered if r and not (len(r) == 1 and r[0] == "" and width > 1)]
-    return _typed_rows(header, [r for _, r in numbered], [n for n, _ in numbered], file, info, problems, warnings, 1)
+    return _typed_rows(plan, [r for _, r in numbered], [n for n, _ in numbered], file, problems)
 
 
 def _safe_csv(reader, file: str, problems: _Collector):
@@ -228,7 +244,8 @@ def _safe_csv(reader, file: str, problems: _Collector):
         yield row
 
 
-def _typed_rows(header, raw_rows, lines, file, info: TableInfo, problems: _Collector, warnings, line_of_header):
+def _columns(header, file, info: TableInfo, problems: _Collector, warnings, line_of_header, canonical=None):
+    """Where each declared field is in the header, and its converter; None when a column is missing."""
     header = [h.strip() for h in header]
     positions = {}
     for i, name in enumerate(header):
@@ -239,15 +256,19 @@ def _typed_rows(header, raw_rows, lines, file, info: TableInfo, problems: _Colle
     for name in missing:
         problems.add(file, line_of_header, name, f"column is missing (the header has {', '.join(header) or 'nothing'})")
     if missing:
-        return []
+        return None
     extra = [h for h in header if info.field(h) is None]
     if extra:
         warnings.append(f"{file}: ignored column{'s' if len(extra) > 1 else ''} {', '.join(extra)} "
                         f"(not declared in table `{info.name}`)")
     converters = [(f.name, positions[f.name], _converter(f, info.name)) for f in info.fields]
-    width = len(header)
+    return info, converters, len(header), canonical or {}
+
+
+def _typed_rows(plan, raw_rows, lines, file, problems: _Collector):
+    info, converters, width, canonical = plan
     if raw_rows and set(map(len, raw_rows)) == {width}:
-        rows = _typed_columns(raw_rows, lines, info, converters)
+        rows = _typed_columns(raw_rows, lines, info, converters, canonical)
         if rows is not None:
             return rows
     # Some row or cell is wrong: go row by row, to report each and keep every good row.
@@ -272,7 +293,7 @@ def _typed_rows(header, raw_rows, lines, file, info: TableInfo, problems: _Colle
     return rows
 
 
-def _typed_columns(raw_rows, lines, info: TableInfo, converters) -> list[tuple] | None:
+def _typed_columns(raw_rows, lines, info: TableInfo, converters, canonical) -> list[tuple] | None:
     """Convert a whole table a column at a time: each distinct cell once, then a C-level map.
 
     Columns repeat values (dates, groups, kinds), so this does a small part of
@@ -287,6 +308,11 @@ def _typed_columns(raw_rows, lines, info: TableInfo, converters) -> list[tuple] 
                 if not f.optional:
                     return None
                 raw = tuple(None if c == "" else c for c in raw)
+            same = canonical.get(f.references)
+            if same is not None:
+                # A reference holds the referred row's own key text: one copy of each id, not one per row.
+                get = same.get
+                raw = tuple([get(c, c) for c in raw])
             columns.append(raw)
             continue
         values: dict = {}
@@ -439,6 +465,7 @@ def _load(program: Program, sources: Mapping[str, Any] | Iterable[str | Path], e
     else:
         given = dict(find_files(sources))
     tables: dict[str, Table] = {}
+    keys: dict[str, dict] = {}
     for name, info in program.tables.items():
         if info.virtual:
             continue
@@ -460,7 +487,7 @@ def _load(program: Program, sources: Mapping[str, Any] | Iterable[str | Path], e
             if path.suffix == ".jsonl":
                 rows = _rows_from_jsonl(text, file, info, problems, warnings)
             else:
-                rows = _rows_from_csv(text, file, info, problems, warnings)
+                rows = _rows_from_csv(text, file, info, problems, warnings, _keys_referred_to(info, tables, keys))
         else:
             file = f"<{name}>"
             try:
@@ -486,6 +513,20 @@ def _load(program: Program, sources: Mapping[str, Any] | Iterable[str | Path], e
             raise DataError(problems.problems)
         _exclude(program, dataset, problems.problems, _RawRows(given))
     return dataset
+
+
+def _keys_referred_to(info: TableInfo, tables: dict[str, "Table"], keys: dict[str, dict]) -> dict[str, dict]:
+    """For each table this one refers to that is loaded already: its keys, each mapped to itself."""
+    found = {}
+    for f in info.fields:
+        ref = f.references
+        if ref is None or ref not in tables or tables[ref].info.key is None:
+            continue
+        if ref not in keys:
+            i = tables[ref].info.field(tables[ref].info.key).index
+            keys[ref] = {row[i]: row[i] for row in tables[ref].rows}
+        found[ref] = keys[ref]
+    return found
 
 
 class _RawRows:
