@@ -24,7 +24,15 @@ from .errors import (
     PbrError,
     UsageError,
 )
-from .statement import Cut, Payment, Statement
+
+
+def __getattr__(name: str):
+    # The statement's classes are imported when first asked for: `pbr check` never needs them.
+    if name in ("Cut", "Payment", "Statement"):
+        from . import statement
+
+        return getattr(statement, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "Contract",

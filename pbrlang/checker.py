@@ -9,7 +9,6 @@ recursion, so every contract terminates).
 
 from __future__ import annotations
 
-import difflib
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any
@@ -41,6 +40,8 @@ PERIOD_SCOPES = {"month", "financial_year"}
 
 
 def _suggest(name: str, candidates) -> str | None:
+    import difflib  # only a contract with a misspelt name needs it
+
     close = difflib.get_close_matches(name, sorted(set(candidates)), n=1, cutoff=0.6)
     return f"did you mean `{close[0]}`?" if close else None
 

@@ -6,20 +6,22 @@ import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
-from . import checker, compiler, parser
+from . import checker, parser
 from .errors import ContractSyntaxError, Diagnostic, UsageError
 from .source import Source, Span
 from .program import Program
-from .statement import Statement
 
 if TYPE_CHECKING:
     from . import data
+    from .statement import Statement
 
 
 class Contract:
     """A checked, compiled contract."""
 
     def __init__(self, program: Program):
+        from . import compiler  # here, so that `pbr check` (which never compiles) need not import it
+
         self.program = program
         self.compiled = compiler.compile_program(program)
 
@@ -81,6 +83,15 @@ def loads(text: str, name: str = "<contract>") -> Contract:
 
 def load(path: str | Path) -> Contract:
     """Read, parse, check and compile a contract file."""
+    return loads(_read(path), str(Path(path)))
+
+
+def check_file(path: str | Path) -> Program:
+    """Read, parse and check a contract file, without compiling it: all `pbr check` needs."""
+    return checker.check(parser.parse(_read(path), str(Path(path))))
+
+
+def _read(path: str | Path) -> str:
     from .limits import MAX_CONTRACT_BYTES
 
     path = Path(path)
@@ -101,4 +112,4 @@ def load(path: str | Path) -> Contract:
         raise UsageError(f"{path}: is a folder, not a contract file") from None
     except OSError as err:
         raise UsageError(f"{path}: cannot be read ({err.strerror})") from None
-    return loads(text, str(path))
+    return text

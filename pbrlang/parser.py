@@ -7,7 +7,6 @@ import functools
 from decimal import Decimal
 from fractions import Fraction
 import re
-from importlib import resources
 from pathlib import Path
 
 import attrs
@@ -32,11 +31,15 @@ from .source import Source, Span
 
 def grammar_text() -> str:
     """The grammar ships inside the package (wheel); a checkout reads grammar/pbr.lark."""
-    packaged = resources.files("pbrlang").joinpath("grammar").joinpath("pbr.lark")
-    if packaged.is_file():
-        return packaged.read_text(encoding="utf-8")
-    checkout = Path(__file__).resolve().parent.parent / "grammar" / "pbr.lark"
-    return checkout.read_text(encoding="utf-8")
+    here = Path(__file__).resolve().parent
+    for path in (here / "grammar" / "pbr.lark", here.parent / "grammar" / "pbr.lark"):
+        if path.is_file():
+            return path.read_text(encoding="utf-8")
+    # Imported from a zip file: only importlib.resources can read inside it (it costs
+    # milliseconds to import, so the plain files above are tried first).
+    from importlib import resources
+
+    return resources.files("pbrlang").joinpath("grammar").joinpath("pbr.lark").read_text(encoding="utf-8")
 
 
 # Rules that hold declarations and clauses rather than values: they add no

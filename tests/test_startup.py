@@ -1,0 +1,33 @@
+"""`pbr check` starts quickly: it imports only what checking needs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from conftest import ROOT, example
+
+
+def _python(code: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=dict(os.environ, **env), capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_pbr_check_imports_nothing_of_evaluation():
+    code = ("import sys; from pbrlang import cli; assert cli.run(['check', %r]) == 0; "
+            "print(' '.join(sorted(m for m in sys.modules if m.startswith('pbrlang'))))" % str(example("work-programme")))
+    run = _python(code)
+    assert run.returncode == 0, run.stderr
+    loaded = set(run.stdout.split("\n")[-2].split())
+    assert "pbrlang.checker" in loaded
+    for module in ("compiler", "evaluator", "statement", "data", "parallel", "explain", "calendar", "ledger"):
+        assert f"pbrlang.{module}" not in loaded
+
+
+def test_the_package_still_offers_the_statement_classes():
+    import pbrlang
+    from pbrlang import statement
+
+    assert pbrlang.Statement is statement.Statement
+    assert pbrlang.Payment is statement.Payment and pbrlang.Cut is statement.Cut
