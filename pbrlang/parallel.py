@@ -97,16 +97,19 @@ def _format_part(job: tuple) -> tuple:
             results, errs = run.first_pass(rows[start: start + CHUNK])
             errors.extend((e.subject, str(e).removeprefix("evaluation error: ")) for e in errs)
             eligible += sum(1 for r in results if r.eligible)
-            by_day: dict[int, list[str]] = {}
+            by_day: dict[int, list[tuple]] = {}
             for r in results:
-                totals.add(r.claims)
                 for row in r.claims:
-                    lines = by_day.get(row[0])
-                    if lines is None:
-                        by_day[row[0]] = lines = []
-                    lines.append(PAYMENT_SEPARATOR + formatter.line(row))
-            for day in sorted(by_day):
-                data = "".join(by_day[day]).encode("utf-8")
+                    rows_of_day = by_day.get(row[0])
+                    if rows_of_day is None:
+                        by_day[row[0]] = [row]
+                    else:
+                        rows_of_day.append(row)
+            days = sorted(by_day)
+            # In day order, once for the chunk: the cheap case for the totals, and no subject is in two chunks.
+            totals.add([row for day in days for row in by_day[day]])
+            for day in days:
+                data = formatter.text(by_day[day]).encode("utf-8")
                 out.write(data)
                 segments.append((day, chunk_number, offset, len(data)))
                 offset += len(data)
