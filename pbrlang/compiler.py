@@ -526,6 +526,9 @@ class Compiler:
         return v
 
     def _e_SpellOp(self, e: n.SpellOp, scope):
+        if e.op == "counted_from" and isinstance(e.spells, n.Spells) and not self.trace:
+            # `(spells ...) counted from d`: each spell is cut at d as it is read, not the runs after.
+            return self._e_Spells(e.spells, scope, self.emit(e.arg, scope))
         spells = self.emit(e.spells, scope)
         arg = self.emit(e.arg, scope)
         v = self.body.tmp()
@@ -680,7 +683,7 @@ class Compiler:
         self._close(store, s)
         return v
 
-    def _e_Spells(self, e: n.Spells, scope):
+    def _e_Spells(self, e: n.Spells, scope, counted_from: str | None = None):
         records, rec, inner, s = self._source(e.binding, scope)
         body = self.body
         body.uses.add("as_of")
@@ -695,11 +698,18 @@ class Compiler:
         body.w(f"if {a} is not None:")
         body.w(f"    if {b} is None or {b} > asof:")
         body.w(f"        {b} = asof")
+        if counted_from is not None:
+            start = body.tmp()
+            body.w(f"    {start} = {a} if {counted_from} is None or {a} >= {counted_from} else {counted_from}")
+            a = start
         body.w(f"    if {a} <= {b}:")
         body.w(f"        {intervals}.append(({a}, {b}))")
         self._close(store, s)
         v = body.tmp()
-        body.w(f"{v} = Spells.of({intervals})")
+        if counted_from is None:
+            body.w(f"{v} = Spells.of({intervals})")
+        else:  # counted from none: no day counts
+            body.w(f"{v} = Spells([]) if {counted_from} is None else Spells.of({intervals})")
         return v
 
     def _e_FirstRun(self, e: n.FirstRun, scope):
