@@ -8,6 +8,8 @@ import sys
 
 from conftest import ROOT, example
 
+import pbrlang.nodes as n
+
 
 def _python(code: str, **env: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=dict(os.environ, **env), capture_output=True,
@@ -31,3 +33,9 @@ def test_the_package_still_offers_the_statement_classes():
 
     assert pbrlang.Statement is statement.Statement
     assert pbrlang.Payment is statement.Payment and pbrlang.Cut is statement.Cut
+
+
+def test_a_node_is_shown_as_attrs_would_show_it():
+    node = n.Binary("+", n.Ref("x", span=None), n.Literal("integer", 1), type="t", meaning="m")
+    assert repr(node) == "Binary(op='+', left=Ref(name='x'), right=Literal(kind='integer', value=1))"
+    assert repr(n.AsOf()) == "AsOf()"
