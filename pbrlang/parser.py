@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import datetime
 import functools
+import hashlib
+import os
 from decimal import Decimal
 from fractions import Fraction
 import re
+import sys
 from pathlib import Path
 
 import attrs
 from lark import Lark, Token, Transformer, Tree, v_args
+from lark import __version__ as _LARK_VERSION
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from . import nodes as n
@@ -121,10 +125,35 @@ class _StackTooDeep(Exception):
 _LIST_LIMITS: dict[str, int] = {}
 
 
+def _cache_file(grammar: str) -> str | bool:
+    """Where Lark keeps the analysed grammar between runs (analysing it again takes half a second).
+
+    The user's own cache folder: Lark's default is a file of a predictable name in the
+    shared temporary folder, which Lark unpickles, and which anyone could have written.
+    Where that folder cannot be written (the cache would then miss on every run,
+    silently), Lark's default is used instead.
+    """
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    folder = os.path.join(base, "pbrlang")
+    if not os.path.isabs(folder):  # no home folder
+        return True
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError:
+        return True
+    if not os.access(folder, os.W_OK):
+        return True
+    # One file for each grammar (checkouts and versions side by side do not take turns rewriting it);
+    # Lark checks inside it that the grammar, its options and the versions are the same.
+    key = hashlib.sha256(grammar.encode("utf-8")).hexdigest()[:16]
+    return os.path.join(folder, f"grammar-{key}-lark-{_LARK_VERSION}-py{sys.version_info[0]}.{sys.version_info[1]}")
+
+
 @functools.cache
 def _lark() -> Lark:
-    lark = Lark(grammar_text(), parser="lalr", propagate_positions=True, maybe_placeholders=True, cache=True,
-                tree_class=_Tree)
+    grammar = grammar_text()
+    lark = Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=True,
+                cache=_cache_file(grammar), tree_class=_Tree)
     for rule in lark.rules:
         name = rule.origin.name
         if name.startswith("__") and not rule.expansion[0].name == name:  # the rule's first, base, case

@@ -1,4 +1,4 @@
-"""`pbr check` starts quickly: it imports only what checking needs."""
+"""`pbr check` starts quickly: it imports only what checking needs, and the analysed grammar is cached."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import sys
 from conftest import ROOT, example
 
 import pbrlang.nodes as n
+from pbrlang import parser
 
 
 def _python(code: str, **env: str) -> subprocess.CompletedProcess:
@@ -33,6 +34,23 @@ def test_the_package_still_offers_the_statement_classes():
 
     assert pbrlang.Statement is statement.Statement
     assert pbrlang.Payment is statement.Payment and pbrlang.Cut is statement.Cut
+
+
+def test_a_new_process_reads_the_analysed_grammar_from_the_user_cache(tmp_path):
+    code = ("import logging, lark; lark.logger.setLevel(logging.DEBUG); "
+            "from pbrlang import parser; parser._lark()")
+    first = _python(code, XDG_CACHE_HOME=str(tmp_path))
+    assert first.returncode == 0, first.stderr
+    (cached,) = (tmp_path / "pbrlang").iterdir()
+    second = _python(code, XDG_CACHE_HOME=str(tmp_path))
+    assert second.returncode == 0, second.stderr
+    assert f"Loading grammar from cache: {cached}" in second.stderr
+
+
+def test_a_cache_folder_that_cannot_be_made_leaves_the_cache_in_lark_s_own_place(tmp_path, monkeypatch):
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "a-file"))
+    assert parser._cache_file("grammar") is True
 
 
 def test_a_node_is_shown_as_attrs_would_show_it():
