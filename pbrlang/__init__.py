@@ -6,8 +6,8 @@
     print(statement.to_json())
 
 The pipeline, one module per stage: parser (text -> nodes), checker (nodes ->
-checked program), compiler (program -> closures), data (files -> tables),
-evaluator (closures + tables -> statement).
+checked program), compiler (program -> generated functions), data (files -> tables),
+evaluator (functions + tables -> statement).
 """
 
 from __future__ import annotations

@@ -2,9 +2,9 @@
 
 Whatever text arrives, `pbrlang.loads` must answer with a contract or with
 positioned diagnostics, quickly, and without exhausting the Python stack: the
-parser's Transformer, the checker, the compiler and the compiled closures all
-recurse over the syntax tree, one level (a few Python frames) per level of
-nesting. Each limit below is one that no contract written by a person comes
+parser's Transformer, the checker and the compiler all recurse over the
+syntax tree, one level (a few Python frames) per level of nesting, and
+Python's own compiler of the generated functions likewise. Each limit below is one that no contract written by a person comes
 near (the deepest expression in the five example contracts is 10 levels, the
 longest has under 600 tokens); each is reported with its own message, at the
 place in the text where it is exceeded, never as a RecursionError or a hang.
