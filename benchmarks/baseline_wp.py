@@ -240,6 +240,7 @@ def evaluate(data_dir: str, as_of: datetime.date) -> dict:
 def write_statement(statement: dict, out) -> None:
     """Write the statement as JSON, streaming the payment rows (one per line)."""
     days_sorted, buckets, n_payments = statement.pop("_buckets")
+    statement.pop("_read_done", None)  # a timing, not part of the statement
     head = json.dumps(statement, indent=2)
     out.write(head[:-2])  # everything but the closing "\n}"
     out.write(',\n  "payments": [')
