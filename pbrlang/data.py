@@ -194,8 +194,7 @@ def _decode(path: Path, problems: _Collector) -> str | None:
 CSV_CHUNK = 50_000
 
 
-def _rows_from_csv(text: str, file: str, info: TableInfo, problems: _Collector, warnings: list[str],
-                   canonical=None):
+def _rows_from_csv(text: str, file: str, info: TableInfo, problems: _Collector, warnings: list[str]):
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
         header = next(reader)
@@ -206,7 +205,7 @@ def _rows_from_csv(text: str, file: str, info: TableInfo, problems: _Collector, 
     except csv.Error as err:
         problems.add(file, 1, None, f"cannot be read as CSV: {err}")
         return []
-    plan = _columns(header, file, info, problems, warnings, 1, canonical)
+    plan = _columns(header, file, info, problems, warnings, 1)
     if plan is None:
         return []
     body = text.split("\n", 1)[1] if "\n" in text else ""
@@ -244,7 +243,7 @@ def _safe_csv(reader, file: str, problems: _Collector):
         yield row
 
 
-def _columns(header, file, info: TableInfo, problems: _Collector, warnings, line_of_header, canonical=None):
+def _columns(header, file, info: TableInfo, problems: _Collector, warnings, line_of_header):
     """Where each declared field is in the header, and its converter; None when a column is missing."""
     header = [h.strip() for h in header]
     positions = {}
@@ -262,13 +261,13 @@ def _columns(header, file, info: TableInfo, problems: _Collector, warnings, line
         warnings.append(f"{file}: ignored column{'s' if len(extra) > 1 else ''} {', '.join(extra)} "
                         f"(not declared in table `{info.name}`)")
     converters = [(f.name, positions[f.name], _converter(f, info.name)) for f in info.fields]
-    return info, converters, len(header), canonical or {}
+    return info, converters, len(header)
 
 
 def _typed_rows(plan, raw_rows, lines, file, problems: _Collector):
-    info, converters, width, canonical = plan
+    info, converters, width = plan
     if raw_rows and set(map(len, raw_rows)) == {width}:
-        rows = _typed_columns(raw_rows, lines, info, converters, canonical)
+        rows = _typed_columns(raw_rows, lines, info, converters)
         if rows is not None:
             return rows
     # Some row or cell is wrong: go row by row, to report each and keep every good row.
@@ -293,7 +292,7 @@ def _typed_rows(plan, raw_rows, lines, file, problems: _Collector):
     return rows
 
 
-def _typed_columns(raw_rows, lines, info: TableInfo, converters, canonical) -> list[tuple] | None:
+def _typed_columns(raw_rows, lines, info: TableInfo, converters) -> list[tuple] | None:
     """Convert a whole table a column at a time: each distinct cell once, then a C-level map.
 
     Columns repeat values (dates, groups, kinds), so this does a small part of
@@ -308,11 +307,6 @@ def _typed_columns(raw_rows, lines, info: TableInfo, converters, canonical) -> l
                 if not f.optional:
                     return None
                 raw = tuple(None if c == "" else c for c in raw)
-            same = canonical.get(f.references)
-            if same is not None:
-                # A reference holds the referred row's own key text: one copy of each id, not one per row.
-                get = same.get
-                raw = tuple([get(c, c) for c in raw])
             columns.append(raw)
             continue
         values: dict = {}
@@ -465,7 +459,6 @@ def _load(program: Program, sources: Mapping[str, Any] | Iterable[str | Path], e
     else:
         given = dict(find_files(sources))
     tables: dict[str, Table] = {}
-    keys: dict[str, dict] = {}
     for name, info in program.tables.items():
         if info.virtual:
             continue
@@ -487,7 +480,7 @@ def _load(program: Program, sources: Mapping[str, Any] | Iterable[str | Path], e
             if path.suffix == ".jsonl":
                 rows = _rows_from_jsonl(text, file, info, problems, warnings)
             else:
-                rows = _rows_from_csv(text, file, info, problems, warnings, _keys_referred_to(info, tables, keys))
+                rows = _rows_from_csv(text, file, info, problems, warnings)
         else:
             file = f"<{name}>"
             try:
@@ -513,20 +506,6 @@ def _load(program: Program, sources: Mapping[str, Any] | Iterable[str | Path], e
             raise DataError(problems.problems)
         _exclude(program, dataset, problems.problems, _RawRows(given))
     return dataset
-
-
-def _keys_referred_to(info: TableInfo, tables: dict[str, "Table"], keys: dict[str, dict]) -> dict[str, dict]:
-    """For each table this one refers to that is loaded already: its keys, each mapped to itself."""
-    found = {}
-    for f in info.fields:
-        ref = f.references
-        if ref is None or ref not in tables or tables[ref].info.key is None:
-            continue
-        if ref not in keys:
-            i = tables[ref].info.field(tables[ref].info.key).index
-            keys[ref] = {row[i]: row[i] for row in tables[ref].rows}
-        found[ref] = keys[ref]
-    return found
 
 
 class _RawRows:
