@@ -24,3 +24,8 @@ def test_two_processes_give_the_same_bytes_as_one(scheme, n, tmp_path):
     streamed = io.StringIO()
     contract.write_json(dataset, as_of, streamed, workers=2)
     assert streamed.getvalue() == one
+    # To a file, the parts are copied as bytes: still the same bytes.
+    path = tmp_path / "statement.json"
+    with open(path, "w", encoding="utf-8", newline="") as out:
+        contract.write_json(dataset, as_of, out, workers=2)
+    assert path.read_bytes() == one.encode("utf-8")
