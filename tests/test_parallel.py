@@ -29,3 +29,21 @@ def test_two_processes_give_the_same_bytes_as_one(scheme, n, tmp_path):
     with open(path, "w", encoding="utf-8", newline="") as out:
         contract.write_json(dataset, as_of, out, workers=2)
     assert path.read_bytes() == one.encode("utf-8")
+
+
+def test_a_large_load_leaves_the_cycle_collector_on_with_its_objects_out_of_sight():
+    import gc
+
+    from pbrlang.data import no_cycle_collection
+
+    gc.enable()
+    gc.collect()
+    frozen = gc.get_freeze_count()
+    with no_cycle_collection():
+        assert not gc.isenabled()
+        rows = [(i, str(i)) for i in range(no_cycle_collection.FREEZE_FROM + 1000)]
+    assert gc.isenabled() and gc.get_freeze_count() >= frozen + len(rows)
+    gc.unfreeze()
+    with no_cycle_collection():
+        small = [(i,) for i in range(10)]
+    assert gc.isenabled() and gc.get_freeze_count() == 0 and small
