@@ -301,6 +301,17 @@ class Evaluation:
         if len(self.program.funders) == 1 and len(applies) == 1 and len(next(iter(applies))) == 1:
             one_cap = next(iter(applies))[0]
         funder = self.program.funders[0] if self.program.funders else None
+        # The one funder's share of each amount: amounts repeat (a few tariffs), so one tuple each,
+        # shared by every payment of that amount, not one per payment.
+        single_shares: dict[int, tuple] = {}
+        shares_get = single_shares.get
+
+        def shares_of(pence: int) -> tuple:
+            shares = ((funder, pence),)
+            if len(single_shares) < 100_000:
+                single_shares[pence] = shares
+            return shares
+
         limit_pence: dict = {}  # limits repeat (a few per group and year): each converted once
         limit_get = limit_pence.get
         recurring_days = _recurrence_days
@@ -355,12 +366,13 @@ class Evaluation:
                 for day, outcome, occurrence, pence in claims:
                     if pence > room:
                         allowed = room if room > 0 else 0
-                        rows.append((day, key, outcome, occurrence, pence, allowed, ((funder, allowed),),
+                        shares = shares_get(allowed) or shares_of(allowed)
+                        rows.append((day, key, outcome, occurrence, pence, allowed, shares,
                                      ((name, pence - allowed),), 0, (), (), None))
                     else:
                         allowed = pence
-                        rows.append((day, key, outcome, occurrence, pence, pence, ((funder, pence),), (), 0, (), (),
-                                     None))
+                        shares = shares_get(pence) or shares_of(pence)
+                        rows.append((day, key, outcome, occurrence, pence, pence, shares, (), 0, (), (), None))
                     room -= allowed
                 return SubjectResult(key, True, days_of(fr), (), tuple(rows))
             used = [0] * caps
