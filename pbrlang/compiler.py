@@ -154,6 +154,7 @@ class _Body:
         self.count = 0
         self.locals: dict[int, str] = {}  # frame slot -> the local holding its value here
         self.uses: set[str] = set()  # subject, as_of, indexes
+        self.rows_loop = False  # a function over many rows: `for s_ in rows`, not one row from the frame
 
     def tmp(self, prefix: str = "v") -> str:
         self.count += 1
@@ -163,8 +164,11 @@ class _Body:
         self.lines.append("    " * self.indent + line)
 
     def source(self) -> str:
-        head = [f"def {self.name}(fr):"]
-        if "subject" in self.uses:
+        if self.rows_loop:
+            head = [f"def {self.name}(fr, rows):"]
+        else:
+            head = [f"def {self.name}(fr):"]
+        if "subject" in self.uses and not self.rows_loop:
             head.append("    s_ = fr[0]")
         if "as_of" in self.uses:
             head.append("    asof = fr[1]")
@@ -815,7 +819,8 @@ class Compiler:
         cap_limits = [self.fn(c.limit) for c in program.caps]
         ceiling_limits = [self.fn(c.limit) for c in program.ceilings]
         checks = {
-            name: [(self.fn(c), c) for c in info.checks] for name, info in program.tables.items() if info.checks
+            name: [(self._rows_failing(c), c) for c in info.checks] for name, info in program.tables.items()
+            if info.checks
         }
         cohorts = None
         if program.cohorts is not None:
@@ -906,6 +911,26 @@ class Compiler:
             body.w(f"fr[{slot}] = {value}")
             body.locals[slot] = value
         body.w("return None")
+        self.body = None
+        return _Pending(body.name)
+
+    def _rows_failing(self, rule: n.Expr) -> "_Pending":
+        """A table's `valid when` rule as one function over all its rows: (frame, rows) -> the rows
+        that break it, in their order."""
+        body = self.body = _Body(f"t{len(self.functions)}")
+        body.rows_loop = True
+        self.functions.append(body)
+        broken = body.tmp("x")
+        body.w(f"{broken} = []")
+        body.w("for s_ in rows:")
+        body.indent += 1
+        body.w("fr[0] = s_")
+        body.w("fr[5] = 0")
+        ok = self.emit(rule, {})
+        body.w(f"if not {ok}:")
+        body.w(f"    {broken}.append(s_)")
+        body.indent -= 1
+        body.w(f"return {broken}")
         self.body = None
         return _Pending(body.name)
 

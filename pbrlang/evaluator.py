@@ -81,19 +81,16 @@ def check_rows(compiled: CompiledContract, dataset: Dataset, as_of: int, exclude
         fr = [None] * compiled.frame_size
         fr[AS_OF] = as_of
         fr[STEPS] = 0
-        for fn, node in checks:
+        for failing, node in checks:
             fields = _fields_named(node, table.info)
             rule = node.span.source.text.splitlines()[node.span.line - 1].strip() if node.span else "a rule"
-            for row in table.rows:
-                fr[SUBJECT] = row
-                fr[STEPS] = 0
-                if not fn(fr):
-                    problem = DataProblem(table.file, row[-1], ", ".join(fields) or None,
-                                          f"breaks the contract's rule `{rule}` ({node.span.location})", table=name)
-                    problems.append(problem)
-                    broken.append((name, row, problem))
-                    if len(problems) >= 200 and not exclude_invalid:
-                        raise DataError(problems)
+            for row in failing(fr, table.rows):
+                problem = DataProblem(table.file, row[-1], ", ".join(fields) or None,
+                                      f"breaks the contract's rule `{rule}` ({node.span.location})", table=name)
+                problems.append(problem)
+                broken.append((name, row, problem))
+                if len(problems) >= 200 and not exclude_invalid:
+                    raise DataError(problems)
     if problems and not exclude_invalid:
         raise DataError(problems)
     if broken:
@@ -470,7 +467,7 @@ class Evaluation:
         results, errors = [], []
         key = self.key_index
         subject = self._simple_subject() if self.simple else self.subject
-        for row in sorted(self.subject_rows if rows is None else rows, key=lambda r: r[key]):
+        for row in sorted(self.subject_rows if rows is None else rows, key=operator.itemgetter(key)):
             try:
                 results.append(subject(row))
             except EvaluationError as err:

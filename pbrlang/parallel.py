@@ -15,6 +15,7 @@ one ordered pass.
 from __future__ import annotations
 
 import multiprocessing
+import operator
 import os
 import tempfile
 from typing import TextIO
@@ -46,7 +47,7 @@ def workers_for(run: Evaluation, requested: int | None, streaming: bool = False)
 
 def _ranges(run: Evaluation, parts: int) -> list[list[tuple]]:
     key = run.key_index
-    ordered = sorted(run.subject_rows, key=lambda r: r[key])
+    ordered = sorted(run.subject_rows, key=operator.itemgetter(key))
     size = -(-len(ordered) // parts)
     return [ordered[i: i + size] for i in range(0, len(ordered), size)] or [[]]
 
