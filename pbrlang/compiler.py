@@ -897,7 +897,7 @@ class Compiler:
                 slot = self.outcome_slots[name]
                 value = body.tmp()
                 if o.recurring is not None:
-                    body.w(f"{value} = {self.const(self._recurring_achieved[name])}(fr)")
+                    self._first_recurrence(o, value)
                 else:
                     day = self.emit(o.achieved, {})
                     body.w(f"{value} = {day}")
@@ -913,6 +913,36 @@ class Compiler:
         body.w("return None")
         self.body = None
         return _Pending(body.name)
+
+    def _first_recurrence(self, o, value: str) -> None:
+        """Write the first day of a recurring outcome into `value` (what `_Recurring` works out,
+        written out: its conditions, then one period after its anchor, if the anchor's run lasts)."""
+        body = self.body
+        r = o.recurring
+        body.w(f"{value} = None")
+        ok = body.tmp()
+        body.w(f"{ok} = True")
+        for c in o.conditions:
+            body.w(f"if {ok}:")
+            body.indent += 1
+            holds = self.emit(c, {})
+            body.w(f"{ok} = bool({holds})")
+            body.indent -= 1
+        anchor = body.tmp()
+        body.w(f"{anchor} = {self._read_slot(self.outcome_slots[r.after])}")
+        body.w(f"if {ok} and {anchor} is not None:")
+        body.indent += 1
+        every = self.emit(r.every, {})
+        spells = self.emit(r.spells, {})
+        at_most = self.emit(r.at_most, {})
+        body.w(f"if {every} is not None and {spells} is not None and {at_most} is not None and {every} > 0:")
+        body.indent += 1
+        run = body.tmp()
+        body.w(f"{run} = {spells}.run_containing({anchor})")
+        first = f"add_months({anchor}, {every})" if r.every.type.kind == "months" else f"{anchor} + {every}"
+        body.w(f"if {run} is not None and {at_most} >= 1 and {first} <= {run}[1]:")
+        body.w(f"    {value} = {first}")
+        body.indent -= 2
 
     def _rows_failing(self, rule: n.Expr) -> "_Pending":
         """A table's `valid when` rule as one function over all its rows: (frame, rows) -> the rows
