@@ -30,6 +30,7 @@ PARALLEL_FROM = 20_000
 CHUNK = 25_000  # subjects a worker formats before writing them out
 
 _RUN: Evaluation | None = None  # inherited by forked workers
+_RANGES: list[list[tuple]] = []  # likewise: a worker is sent a range's number, never its rows
 
 
 def workers_for(run: Evaluation, requested: int | None, streaming: bool = False) -> int:
@@ -52,26 +53,26 @@ def _ranges(run: Evaluation, parts: int) -> list[list[tuple]]:
     return [ordered[i: i + size] for i in range(0, len(ordered), size)] or [[]]
 
 
-def _first_pass(rows: list[tuple]):
-    results, errors = _RUN.first_pass(rows)
+def _first_pass(number: int):
+    results, errors = _RUN.first_pass(_RANGES[number])
     return ([(r.subject, r.eligible, r.days, r.excluded, r.claims) for r in results],
             [(e.subject, str(e).removeprefix("evaluation error: ")) for e in errors])
 
 
 def first_pass(run: Evaluation, workers: int) -> list[SubjectResult]:
     """The first pass over every subject, split between `workers` processes."""
-    global _RUN
+    global _RUN, _RANGES
     if workers <= 1:
         results, errors = run.first_pass()
         if errors:
             raise EvaluationErrors(errors)
         return results
-    _RUN = run
+    _RUN, _RANGES = run, _ranges(run, workers)
     try:
         with multiprocessing.get_context("fork").Pool(workers) as pool:
-            parts = pool.map(_first_pass, _ranges(run, workers))
+            parts = pool.map(_first_pass, range(len(_RANGES)))
     finally:
-        _RUN = None
+        _RUN, _RANGES = None, []
     errors = [EvaluationError(message, subject) for _, errs in parts for subject, message in errs]
     if errors:
         raise EvaluationErrors(errors)
@@ -84,7 +85,8 @@ class _Message(Exception):
 
 
 def _format_part(job: tuple) -> tuple:
-    rows, folder, number = job
+    number, folder = job
+    rows = _RANGES[number]
     run = _RUN
     formatter = LineFormatter(tuple(o.name for o in run.program.outcomes), False)
     totals = Totals(len(run.program.outcomes), run.program.funders)
@@ -121,20 +123,20 @@ def write_json(run: Evaluation, out: TextIO, workers: int) -> None:
     """Evaluate and write the JSON statement, formatting payments in `workers` processes.
 
     Only for contracts whose payments finish subject by subject (run.decomposable)."""
-    global _RUN
+    global _RUN, _RANGES
     assert run.decomposable
     program = run.program
     with tempfile.TemporaryDirectory(prefix="pbr-") as folder:
-        _RUN = run
+        _RUN, _RANGES = run, _ranges(run, workers)
         try:
-            jobs = [(rows, folder, i) for i, rows in enumerate(_ranges(run, workers))]
+            jobs = [(i, folder) for i in range(len(_RANGES))]
             # This process takes the first range itself: one process fewer holding a copy of the tables.
             with multiprocessing.get_context("fork").Pool(len(jobs) - 1) as pool:
                 pending = pool.map_async(_format_part, jobs[1:])
                 first = _format_part(jobs[0])
                 parts = [first] + pending.get()
         finally:
-            _RUN = None
+            _RUN, _RANGES = None, []
         errors = [EvaluationError(message, subject) for part in parts for subject, message in part[5]]
         if errors:
             raise EvaluationErrors(errors)
