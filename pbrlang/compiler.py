@@ -141,6 +141,7 @@ class CompiledOutcome:
     deferred: bool = False
     conditions: tuple = ()  # tracing build only: each `when` on its own
     day: Fn | None = None  # tracing build only: `achieved on` without the conditions
+    days_slot: int | None = None  # a recurring outcome's paying days up to the as-of day, left by `steps`
 
 
 class _Body:
@@ -195,6 +196,7 @@ class Compiler:
         self.body: _Body | None = None
         self.frame_read: set[int] = set()  # binder slots some other function reads from the frame
         self._recurring_achieved: dict[str, "_Recurring"] = {}
+        self.recurring_days_slots: dict[str, int] = {}  # where the steps leave a recurring outcome's days
 
     def slot(self) -> int:
         s = self.next_slot
@@ -758,6 +760,8 @@ class Compiler:
                 self.derived[let.name] = (s, f"d{len(self.derived)}")
         for o in program.outcomes:
             self.outcome_slots[o.name] = self.slot()
+            if o.recurring is not None:
+                self.recurring_days_slots[o.name] = self.slot()
 
         let_fns: dict[str, Fn] = {}
         for let in program.lets:
@@ -878,7 +882,8 @@ class Compiler:
             achieved = self._achieved(o)
         day_fn = None if o.recurring is not None else self.fn(o.achieved) if self.trace else None
         return CompiledOutcome(o.name, o.index, slot, achieved, pays, recurring, reports, o.deferred,
-                               tuple(conditions) if self.trace else (), day_fn)
+                               tuple(conditions) if self.trace else (), day_fn,
+                               None if self.trace else self.recurring_days_slots.get(o.name))
 
     def _steps(self, order, lets, let_fns, program) -> "_Pending":
         """One function doing a subject's steps in order: each definition and outcome day, written
@@ -942,6 +947,12 @@ class Compiler:
         first = f"add_months({anchor}, {every})" if r.every.type.kind == "months" else f"{anchor} + {every}"
         body.w(f"if {run} is not None and {at_most} >= 1 and {first} <= {run}[1]:")
         body.w(f"    {value} = {first}")
+        if r.every.type.kind != "months":
+            # Every day it pays on, up to the as-of day, while the figures are at hand: the
+            # evaluator takes them from this slot instead of working them out again.
+            body.uses.add("as_of")
+            body.w(f"    fr[{self.recurring_days_slots[o.name]}] = range({first}, min({run}[1], asof, "
+                   f"{anchor} + {at_most} * {every}) + 1, {every})")
         body.indent -= 2
 
     def _rows_failing(self, rule: n.Expr) -> "_Pending":

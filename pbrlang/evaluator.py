@@ -284,7 +284,8 @@ class Evaluation:
             days_of = operator.itemgetter(*slots)
         else:  # itemgetter of one slot gives the value, not a tuple; of none, an error
             days_of = lambda fr: tuple(fr[s] for s in slots)  # noqa: E731
-        plan = [(o.index, o.slot, o.pays, o.recurring) for o in compiled.outcomes]
+        plan = [(o.index, o.slot, o.pays, o.recurring, o.days_slot if steps is not None else None)
+                for o in compiled.outcomes]
         pence_get = self.pence_cache.get
         tariff = self._tariff
         outcomes = compiled.outcomes
@@ -325,7 +326,7 @@ class Evaluation:
                 for slot, fn in subject_steps:
                     fr[slot] = fn(fr)
             claims = []
-            for index, slot, pays, recurring in plan:
+            for index, slot, pays, recurring, days_slot in plan:
                 day = fr[slot]
                 if day is None or day > as_of:
                     continue
@@ -339,7 +340,10 @@ class Evaluation:
                     claims.append((day, index, 0, pence))
                 else:
                     k = 0
-                    for d in recurring_days(fr, recurring, as_of):
+                    days = fr[days_slot] if days_slot is not None else None
+                    if days is None:
+                        days = recurring_days(fr, recurring, as_of)
+                    for d in days:
                         k += 1
                         claims.append((d, index, k, pence))
             if not claims:
