@@ -73,7 +73,12 @@ def _tree_rss_kb(pid: int) -> int:
 
 
 def timed(cmd: list[str]) -> tuple[float, int, str, str]:
-    """Wall time, peak memory of the process tree (KB), standard output and standard error."""
+    """Wall time, peak memory of the process tree (KB), standard output and standard error.
+
+    Each run starts once the files written by the run before are on disk (several hundred MB at
+    1M participants): otherwise it pays for its predecessor's writing."""
+    os.sync()
+    time.sleep(1)
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     peak = 0
