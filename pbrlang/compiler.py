@@ -134,7 +134,7 @@ class CompiledOutcome:
     name: str
     index: int
     slot: int  # the frame slot holding the day it is achieved (or None)
-    achieved: Fn  # frame -> day or None, conditions included
+    achieved: Fn | None  # frame -> day or None, conditions included (tracing build only: else in `steps`)
     pays: Fn
     recurring: Any  # (every_fn, months: bool, anchor_slot, spells_fn, at_most_fn) or None
     reports: tuple = ()  # (name, fn or None for `due`, type, uses paid)
@@ -195,7 +195,6 @@ class Compiler:
         self.functions: list[_Body] = []
         self.body: _Body | None = None
         self.frame_read: set[int] = set()  # binder slots some other function reads from the frame
-        self._recurring_achieved: dict[str, "_Recurring"] = {}
         self.recurring_days_slots: dict[str, int] = {}  # where the steps leave a recurring outcome's days
 
     def slot(self) -> int:
@@ -773,7 +772,10 @@ class Compiler:
                 body.w(f"return {result}")
                 self.body = None
             else:
-                let_fns[let.name] = self.fn(let.expr)
+                # A subject's definitions are written into its steps; only a tracing build (which
+                # runs the steps one by one) and definitions outside any subject need their own.
+                if self.trace or not let.per_subject:
+                    let_fns[let.name] = self.fn(let.expr)
         outcomes = [self._outcome(o) for o in program.outcomes]
         by_name = {o.name: o for o in outcomes}
 
@@ -811,12 +813,14 @@ class Compiler:
         for kind, name in order:
             if kind == "let":
                 if lets[name].per_subject:
-                    subject_steps.append((self.let_slots[name], let_fns[name]))
+                    if self.trace:
+                        subject_steps.append((self.let_slots[name], let_fns[name]))
                 else:
                     global_lets.append((self.let_slots[name], let_fns[name]))
             else:
                 o = by_name[name]
-                subject_steps.append((o.slot, o.achieved))
+                if self.trace:
+                    subject_steps.append((o.slot, o.achieved))
 
         steps = None if self.trace else self._steps(order, lets, let_fns, program)
         eligible = self.fn(program.eligible) if program.eligible is not None else None
@@ -862,7 +866,9 @@ class Compiler:
         )
 
     def _outcome(self, o) -> CompiledOutcome:
-        conditions = [self.fn(c) for c in o.conditions]
+        # Conditions and the day on their own only for a tracing build: the ordinary build writes
+        # them into the subject's steps.
+        conditions = [self.fn(c) for c in o.conditions] if self.trace else []
         pays = self.fn(o.pays)
         reports = tuple((name, None if e is None else self.fn(e), e.type if e is not None else None,
                          e is not None and uses_paid(e))
@@ -877,9 +883,9 @@ class Compiler:
             spells = self.fn(r.spells)
             at_most = self.fn(r.at_most)
             recurring = (every, months, anchor, spells, at_most)
-            achieved = self._recurring_achieved[o.name] = _Recurring(conditions, recurring)
+            achieved = _Recurring(conditions, recurring) if self.trace else None
         else:
-            achieved = self._achieved(o)
+            achieved = self._achieved(o) if self.trace else None
         day_fn = None if o.recurring is not None else self.fn(o.achieved) if self.trace else None
         return CompiledOutcome(o.name, o.index, slot, achieved, pays, recurring, reports, o.deferred,
                                tuple(conditions) if self.trace else (), day_fn,
@@ -1052,7 +1058,7 @@ class CompiledContract:
     frame_size: int
     indexes: tuple[tuple, ...]
     global_lets: tuple
-    subject_steps: tuple
+    subject_steps: tuple  # (slot, fn) one by one: tracing build only (else all in `steps`)
     outcomes: tuple[CompiledOutcome, ...]
     eligible: Fn | None
     cap_limits: tuple

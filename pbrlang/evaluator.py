@@ -570,8 +570,12 @@ class Evaluation:
             block["reduction_percent"] = _fixed(None if get("reduction") is None else get("reduction") * 100, 2)
             block["threshold_met"] = met.get(name, False)
             fr[SUBJECT] = row
-            for slot, fn in self.compiled.subject_steps:
-                fr[slot] = fn(fr)
+            fr[STEPS] = 0
+            if self.compiled.steps is not None:
+                self.compiled.steps(fr)
+            else:
+                for slot, fn in self.compiled.subject_steps:
+                    fr[slot] = fn(fr)
             for ref in entry.reports:
                 block[ref.name] = report_value(fr[self.compiled.let_slots[ref.name]], ref.type, self.program.rounding)
             blocks.append((name, bool(get("pooled")), block))
