@@ -822,7 +822,9 @@ class Compiler:
                 if self.trace:
                     subject_steps.append((o.slot, o.achieved))
 
-        steps = None if self.trace else self._steps(order, lets, let_fns, program)
+        # A tracing build keeps each step a function of its own (explain logs them one by one);
+        # its `steps` runs them in order, so the evaluator always makes one call.
+        steps = _StepsInOrder(subject_steps) if self.trace else self._steps(order, lets, let_fns, program)
         eligible = self.fn(program.eligible) if program.eligible is not None else None
         cap_limits = [self.fn(c.limit) for c in program.caps]
         ceiling_limits = [self.fn(c.limit) for c in program.ceilings]
@@ -839,6 +841,7 @@ class Compiler:
             cohorts = (s, self.fn(c.members, scope), self.fn(c.by, scope), self.fn(c.counting, scope))
         self.build()
         r = self.resolve
+        subject_steps[:] = [(s, r(fn)) for s, fn in subject_steps]  # `steps` of a tracing build holds this list
         for o in outcomes:
             if isinstance(o.achieved, _Recurring):
                 o.achieved.resolved = (tuple(r(c) for c in o.achieved.conditions),
@@ -853,7 +856,7 @@ class Compiler:
             frame_size=self.next_slot,
             indexes=tuple(self.indexes),
             global_lets=tuple((s, r(fn)) for s, fn in global_lets),
-            subject_steps=tuple((s, r(fn)) for s, fn in subject_steps),
+            subject_steps=tuple(subject_steps),
             steps=r(steps),
             outcomes=tuple(outcomes),
             eligible=r(eligible),
@@ -998,6 +1001,17 @@ class Compiler:
         return _Pending(body.name)
 
 
+class _StepsInOrder:
+    """A subject's steps one function at a time (a tracing build): `steps` as the evaluator calls it."""
+
+    def __init__(self, steps):
+        self.steps = steps
+
+    def __call__(self, fr):
+        for slot, fn in self.steps:
+            fr[slot] = fn(fr)
+
+
 @attrs.frozen
 class _Pending:
     """A generated function not yet compiled: its name in the namespace."""
@@ -1027,8 +1041,9 @@ def uses_paid(node) -> bool:
     return any(isinstance(x, n.Paid) for x in n.walk(node))
 
 
-def recurrences(fr: list, recurring, limit_to_as_of: bool = True, first_only: bool = False) -> list[int]:
-    """The days of a recurring outcome: anchor + k x period, while the anchor's run goes on unbroken."""
+def recurrences(fr: list, recurring, limit_to_as_of: bool = True, first_only: bool = False):
+    """The days of a recurring outcome (a sequence): anchor + k x period, while the anchor's run goes
+    on unbroken."""
     every_fn, months, anchor_slot, spells_fn, at_most_fn = recurring
     anchor = fr[anchor_slot]
     if anchor is None:
@@ -1039,6 +1054,9 @@ def recurrences(fr: list, recurring, limit_to_as_of: bool = True, first_only: bo
     run = spells.run_containing(anchor)
     if run is None:
         return []
+    if not months and limit_to_as_of and not first_only:
+        # Days are whole numbers: the first break ends it for good, days after the as-of day are not due.
+        return range(anchor + every, min(run[1], fr[AS_OF], anchor + at_most * every) + 1, every)
     days = []
     for k in range(1, at_most + 1):
         day = add_months(anchor, k * every) if months else anchor + k * every
@@ -1066,7 +1084,7 @@ class CompiledContract:
     checks: dict
     let_slots: dict
     cohorts: Any = None  # (binder slot, members fn, by fn, counting fn)
-    steps: Fn | None = None  # all of subject_steps in one function (not in a tracing build)
+    steps: Fn | None = None  # a subject's steps in order: one generated function (a tracing build: one by one)
     source: str = ""  # the generated Python, for reading and for tests
 
 

@@ -229,11 +229,7 @@ class Evaluation:
         outcomes = compiled.outcomes
         if compiled.eligible is not None and not compiled.eligible(fr):
             return SubjectResult(key, False, self.no_days, (), ())
-        if compiled.steps is not None:
-            compiled.steps(fr)
-        else:
-            for slot, fn in compiled.subject_steps:
-                fr[slot] = fn(fr)
+        compiled.steps(fr)
         days = tuple([fr[o.slot] for o in outcomes])
         as_of = self.as_of
         excluded = self._excluded(days) if self.has_alternatives else {}
@@ -260,7 +256,7 @@ class Evaluation:
         if self.decomposable and claims:
             claims.sort(key=_claim_order)
             if self.simple_caps:
-                claims = self._finish(key, claims)
+                claims = self._finish(key, claims, limits, fr)
             else:
                 take = self.ordered.take
                 claims = [row for row in (take(key, c) for c in claims) if row is not None]
@@ -276,7 +272,6 @@ class Evaluation:
         key_index = self.key_index
         eligible = compiled.eligible
         steps = compiled.steps
-        subject_steps = compiled.subject_steps
         as_of = self.as_of
         no_days = self.no_days
         slots = tuple(o.slot for o in compiled.outcomes)
@@ -284,14 +279,13 @@ class Evaluation:
             days_of = operator.itemgetter(*slots)
         else:  # itemgetter of one slot gives the value, not a tuple; of none, an error
             days_of = lambda fr: tuple(fr[s] for s in slots)  # noqa: E731
-        plan = [(o.index, o.slot, o.pays, o.recurring, o.days_slot if steps is not None else None)
-                for o in compiled.outcomes]
+        plan = [(o.index, o.slot, o.pays, o.recurring, o.days_slot) for o in compiled.outcomes]
         pence_get = self.pence_cache.get
         tariff = self._tariff
         outcomes = compiled.outcomes
         limit_fns = [(i, compiled.cap_limits[i]) for i in self.subject_caps]
         caps = len(self.program.caps)
-        finish = self.finish_plan
+        finish = self._finish
         to_pence_ = to_pence
         rounding = self.program.rounding
         applies = {self.finish_plan[o.index][0] for o in compiled.outcomes}
@@ -312,7 +306,6 @@ class Evaluation:
 
         limit_pence: dict = {}  # limits repeat (a few per group and year): each converted once
         limit_get = limit_pence.get
-        recurring_days = _recurrence_days
 
         def simple_subject(row: tuple) -> SubjectResult:
             fr = template[:]
@@ -320,11 +313,7 @@ class Evaluation:
             key = row[key_index]
             if eligible is not None and not eligible(fr):
                 return SubjectResult(key, False, no_days, (), ())
-            if steps is not None:
-                steps(fr)
-            else:
-                for slot, fn in subject_steps:
-                    fr[slot] = fn(fr)
+            steps(fr)
             claims = []
             for index, slot, pays, recurring, days_slot in plan:
                 day = fr[slot]
@@ -342,7 +331,7 @@ class Evaluation:
                     k = 0
                     days = fr[days_slot] if days_slot is not None else None
                     if days is None:
-                        days = recurring_days(fr, recurring, as_of)
+                        days = recurrences(fr, recurring)
                     for d in days:
                         k += 1
                         claims.append((d, index, k, pence))
@@ -376,34 +365,20 @@ class Evaluation:
                         rows.append((day, key, outcome, occurrence, pence, pence, shares, (), 0, (), (), None))
                     room -= allowed
                 return SubjectResult(key, True, days_of(fr), (), tuple(rows))
-            used = [0] * caps
-            rows = []
-            for day, outcome, occurrence, pence in claims:
-                applies, split, _ = finish[outcome]
-                allowed = pence
-                cuts: tuple = ()
-                for i, name, fixed in applies:
-                    room = (limits[i] if fixed is None else fixed) - used[i]
-                    if allowed > room:
-                        if room < 0:
-                            room = 0
-                        cuts += ((name, allowed - room),)
-                        allowed = room
-                for i, _, _ in applies:
-                    used[i] += allowed
-                rows.append((day, key, outcome, occurrence, pence, allowed, split(allowed), cuts, 0, (), (), None))
-            return SubjectResult(key, True, days_of(fr), (), tuple(rows))
+            return SubjectResult(key, True, days_of(fr), (), tuple(finish(key, claims, limits, fr)))
 
         return simple_subject
 
-    def _finish(self, subject: str, claims: list) -> list[tuple]:
-        """A subject's payments when every cap is simply per subject: its claims, in order, through
-        its caps and the funders' split (the ordered pass, for one subject)."""
+    def _finish(self, subject: str, claims: list, limits, fr: list) -> list[tuple]:
+        """A subject's payments when every cap is simply per subject: its claims (day, outcome,
+        occurrence, tariff, ...), in order, through its caps (`limits`: this subject's) and the
+        funders' split (the ordered pass, for one subject)."""
         used = [0] * len(self.program.caps)
         plan = self.finish_plan
         rows = []
         append = rows.append
-        for day, outcome, occurrence, tariff, limits, frame in claims:
+        for c in claims:
+            day, outcome, occurrence, tariff = c[0], c[1], c[2], c[3]
             caps, split, reporting = plan[outcome]
             allowed = tariff
             cuts: tuple = ()
@@ -416,7 +391,7 @@ class Evaluation:
                     allowed = room
             for i, _, _ in caps:
                 used[i] += allowed
-            extra = self._reports(reporting, frame, tariff) if reporting is not None else ()
+            extra = self._reports(reporting, fr, tariff) if reporting is not None else ()
             append((day, subject, outcome, occurrence, tariff, allowed, split(allowed), cuts, 0, (), extra, None))
         return rows
 
@@ -571,11 +546,7 @@ class Evaluation:
             block["threshold_met"] = met.get(name, False)
             fr[SUBJECT] = row
             fr[STEPS] = 0
-            if self.compiled.steps is not None:
-                self.compiled.steps(fr)
-            else:
-                for slot, fn in self.compiled.subject_steps:
-                    fr[slot] = fn(fr)
+            self.compiled.steps(fr)
             for ref in entry.reports:
                 block[ref.name] = report_value(fr[self.compiled.let_slots[ref.name]], ref.type, self.program.rounding)
             blocks.append((name, bool(get("pooled")), block))
@@ -781,25 +752,6 @@ def report_value(value, typ, rounding: str):
     if typ.kind == "date":
         return iso(value)
     return value
-
-
-def _recurrence_days(fr: list, recurring, as_of: int) -> list[int]:
-    """`recurrences` up to the as-of day, with days as whole numbers added without a call each."""
-    every_fn, months, anchor_slot, spells_fn, at_most_fn = recurring
-    if months:
-        return recurrences(fr, recurring)
-    anchor = fr[anchor_slot]
-    if anchor is None:
-        return []
-    every, spells, at_most = every_fn(fr), spells_fn(fr), at_most_fn(fr)
-    if every is None or spells is None or at_most is None or every <= 0:
-        return []
-    run = spells.run_containing(anchor)
-    if run is None:
-        return []
-    # The first break ends it for good; days after the as-of day are not yet due.
-    last = min(run[1], as_of, anchor + at_most * every)
-    return list(range(anchor + every, last + 1, every))
 
 
 def _claim_order(c: tuple) -> tuple:
