@@ -120,7 +120,7 @@ def _first_two(x):
 
 
 _RUNTIME = {
-    "Spells": Spells, "EMPTY": EMPTY, "Fraction": Fraction, "_frac": _frac, "_divide": _divide,
+    "Spells": Spells, "EMPTY": EMPTY, "_frac": _frac, "_divide": _divide,
     "_add_months": _add_months, "add_months": add_months, "_outside_calendar": _outside_calendar,
     "_too_many_steps": _too_many_steps, "_within": _within, "_row_key": _row_key,
     "_first_two": _first_two, "_MISSING": _MISSING, "FIRST_DAY": FIRST_DAY, "LAST_DAY": LAST_DAY,
@@ -190,7 +190,6 @@ class Compiler:
         self.derived: dict[str, tuple[int, str]] = {}  # let name -> (binder slot, function name)
         self.indexes: list[tuple] = []  # what each entry of frame[INDEXES] holds
         self.namespace: dict[str, Any] = dict(_RUNTIME)
-        self.namespace["MAX_STEPS"] = MAX_EVALUATION_STEPS
         self.constants: dict[Any, str] = {}
         self.functions: list[_Body] = []
         self.body: _Body | None = None
