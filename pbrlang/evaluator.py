@@ -441,14 +441,26 @@ class Evaluation:
             limits[i] = pence
         return tuple(limits)
 
-    def first_pass(self, rows=None) -> tuple[list[SubjectResult], list[EvaluationError]]:
-        """Every subject on its own, in subject id order."""
+    def first_pass(self, rows=None, by_day: dict | None = None) -> tuple[list[SubjectResult], list[EvaluationError]]:
+        """Every subject on its own, in subject id order. Given `by_day` (a contract whose payments
+        finish subject by subject), each subject's payment rows are also put there under their day,
+        in payment order, while they are fresh in the processor's cache."""
         results, errors = [], []
+        append = results.append
         key = self.key_index
         subject = self._simple_subject() if self.simple else self.subject
+        day_of = by_day.get if by_day is not None else None
         for row in sorted(self.subject_rows if rows is None else rows, key=operator.itemgetter(key)):
             try:
-                results.append(subject(row))
+                result = subject(row)
+                append(result)
+                if day_of is not None:
+                    for payment in result.claims:
+                        same_day = day_of(payment[0])
+                        if same_day is None:
+                            by_day[payment[0]] = [payment]
+                        else:
+                            same_day.append(payment)
             except EvaluationError as err:
                 errors.append(err if err.subject else EvaluationError(str(err).removeprefix("evaluation error: "),
                                                                        row[key], err.span))
@@ -458,37 +470,43 @@ class Evaluation:
 
     # ---- second pass: caps, split and ceilings, in payment order --------------------------
 
-    def statement(self, results: list[SubjectResult]) -> Statement:
+    def statement(self, results: list[SubjectResult], by_day: dict | None = None) -> Statement:
         """Take every claim in payment order (day, subject id, contract order) through the caps,
-        the funders' split and the funders' ceilings, in whole pence."""
+        the funders' split and the funders' ceilings, in whole pence. `by_day`: the payments
+        the first pass grouped by day, when it finished them (a decomposable contract)."""
         program = self.program
         totals = Totals(len(program.outcomes), program.funders)
-        # Subjects arrive in id order and each subject's claims (or finished rows) in
-        # contract order, so one bucket per day keeps payment order without sorting
-        # millions of claims.
-        buckets: dict[int, list] = {}
-        for r in results:
-            subject = r.subject
-            for c in r.claims:
-                bucket = buckets.get(c[0])
-                item = c if self.decomposable else (subject, c)
-                if bucket is None:
-                    buckets[c[0]] = [item]
-                else:
-                    bucket.append(item)
         rows: list[tuple] = []
-        if self.decomposable:
-            for day in sorted(buckets):
-                rows.extend(buckets[day])
+        if by_day is not None:  # the payments, finished and grouped by day in the first pass
+            for day in sorted(by_day):
+                rows.extend(by_day[day])
+            totals.add_days(by_day, sum(1 for r in results if r.claims))
         else:
-            take = self.ordered.take
-            append = rows.append
-            for day in sorted(buckets):
-                for subject, c in buckets[day]:
-                    row = take(subject, c)
-                    if row is not None:
-                        append(row)
-        totals.add(rows)
+            # Subjects arrive in id order and each subject's claims (or finished rows) in
+            # contract order, so one bucket per day keeps payment order without sorting
+            # millions of claims.
+            buckets: dict[int, list] = {}
+            for r in results:
+                subject = r.subject
+                for c in r.claims:
+                    bucket = buckets.get(c[0])
+                    item = c if self.decomposable else (subject, c)
+                    if bucket is None:
+                        buckets[c[0]] = [item]
+                    else:
+                        bucket.append(item)
+            if self.decomposable:
+                for day in sorted(buckets):
+                    rows.extend(buckets[day])
+            else:
+                take = self.ordered.take
+                append = rows.append
+                for day in sorted(buckets):
+                    for subject, c in buckets[day]:
+                        row = take(subject, c)
+                        if row is not None:
+                            append(row)
+            totals.add(rows)
         statement = Statement(
             contract=program.name,
             as_of=self.as_of_date,
@@ -594,7 +612,7 @@ def evaluate(compiled: CompiledContract, dataset: Dataset, as_of: datetime.date,
         check_rows(compiled, dataset, as_of.toordinal(), exclude_invalid)
         run = Evaluation(compiled, dataset, as_of)
         try:
-            results = parallel.first_pass(run, parallel.workers_for(run, workers))
+            results, by_day = parallel.first_pass(run, parallel.workers_for(run, workers))
         except EvaluationErrors as err:
             if not exclude_invalid or any(e.subject is None for e in err.errors):
                 raise
@@ -603,8 +621,8 @@ def evaluate(compiled: CompiledContract, dataset: Dataset, as_of: datetime.date,
                 dataset.excluded.setdefault(e.subject, []).append(str(e).removeprefix("evaluation error: "))
             data.drop(compiled.program, dataset, set(dataset.excluded))
             run = Evaluation(compiled, dataset, as_of)
-            results = parallel.first_pass(run, parallel.workers_for(run, workers))
-        statement = run.statement(results)
+            results, by_day = parallel.first_pass(run, parallel.workers_for(run, workers))
+        statement = run.statement(results, by_day)
         if dataset.excluded:
             statement = attrs.evolve(statement, excluded=tuple(sorted((s, tuple(p)) for s, p in
                                                                       dataset.excluded.items())))
@@ -625,8 +643,8 @@ def write_json(compiled: CompiledContract, dataset: Dataset, as_of: datetime.dat
         if n > 1 and run.decomposable:
             parallel.write_json(run, out, n)
             return
-        results = parallel.first_pass(run, n)
-        run.statement(results).write_json(out)
+        results, by_day = parallel.first_pass(run, n)
+        run.statement(results, by_day).write_json(out)
 
 
 class OrderedPass:

@@ -60,14 +60,16 @@ def _first_pass(number: int):
             [(e.subject, str(e).removeprefix("evaluation error: ")) for e in errors])
 
 
-def first_pass(run: Evaluation, workers: int) -> list[SubjectResult]:
-    """The first pass over every subject, split between `workers` processes."""
+def first_pass(run: Evaluation, workers: int) -> tuple[list[SubjectResult], dict | None]:
+    """The first pass over every subject, split between `workers` processes; with the payments
+    grouped by day when one process finished them (see Evaluation.first_pass)."""
     global _RUN, _RANGES
     if workers <= 1:
-        results, errors = run.first_pass()
+        by_day = {} if run.decomposable else None
+        results, errors = run.first_pass(by_day=by_day)
         if errors:
             raise EvaluationErrors(errors)
-        return results
+        return results, by_day
     _RUN, _RANGES = run, _ranges(run, workers)
     try:
         with multiprocessing.get_context("fork").Pool(workers) as pool:
@@ -77,7 +79,7 @@ def first_pass(run: Evaluation, workers: int) -> list[SubjectResult]:
     errors = [EvaluationError(message, subject) for _, errs in parts for subject, message in errs]
     if errors:
         raise EvaluationErrors(errors)
-    return [SubjectResult(*r) for results, _ in parts for r in results]
+    return [SubjectResult(*r) for results, _ in parts for r in results], None
 
 
 class _Message(Exception):
@@ -98,21 +100,14 @@ def _format_part(job: tuple) -> tuple:
     with open(path, "wb") as out:
         offset = 0
         for chunk_number, start in enumerate(range(0, len(rows), CHUNK)):
-            results, errs = run.first_pass(rows[start: start + CHUNK])
+            by_day: dict[int, list[tuple]] = {}
+            results, errs = run.first_pass(rows[start: start + CHUNK], by_day)
             errors.extend((e.subject, str(e).removeprefix("evaluation error: ")) for e in errs)
             eligible += sum(1 for r in results if r.eligible)
-            by_day: dict[int, list[tuple]] = {}
-            for r in results:
-                for row in r.claims:
-                    rows_of_day = by_day.get(row[0])
-                    if rows_of_day is None:
-                        by_day[row[0]] = [row]
-                    else:
-                        rows_of_day.append(row)
-            days = sorted(by_day)
-            # In day order, once for the chunk: the cheap case for the totals, and no subject is in two chunks.
-            totals.add([row for day in days for row in by_day[day]])
-            for day in days:
+            totals.subjects_paid += sum(1 for r in results if r.claims)  # no subject is in two chunks
+            for day in sorted(by_day):
+                # A day's rows are summed and formatted one after the other, while in the cache.
+                totals.add_day(day, by_day[day])
                 data = formatter.text(by_day[day]).encode("utf-8")
                 out.write(data)
                 segments.append((day, chunk_number, offset, len(data)))
