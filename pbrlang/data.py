@@ -15,6 +15,7 @@ import itertools
 import json
 import re
 from decimal import Decimal
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -39,12 +40,48 @@ class _Bad(Exception):
 
 @attrs.define
 class Table:
-    """One loaded table: rows are tuples of typed values, the row's line number last."""
+    """One loaded table: rows are tuples of typed values, the row's line number last.
+
+    `keys` (the key's distinct values) and `by_reference` (field index -> value -> the rows
+    with that value, in order, for each field that refers to another table) are gathered while
+    loading, when known; `set_rows` forgets them."""
 
     name: str
     info: TableInfo
     file: str
     rows: list[tuple]
+    keys: set | None = None
+    by_reference: dict[int, dict] = attrs.field(factory=dict)
+
+    def set_rows(self, rows: list[tuple]) -> None:
+        self.rows = rows
+        self.keys = None
+        self.by_reference = {}
+
+
+class _Gathered:
+    """A table's key values and its rows grouped by each reference, gathered a chunk of rows
+    at a time while the chunk is in the processor's cache. Done afterwards over a whole table
+    of millions of rows, each row is fetched from memory again (seconds at a million)."""
+
+    def __init__(self, info: TableInfo):
+        self.key = itemgetter(info.field(info.key).index) if info.key else None
+        self.keys: set | None = set() if info.key else None
+        self.by_reference: dict[int, dict] = {f.index: {} for f in info.fields if f.references is not None}
+
+    def add(self, rows: list[tuple]) -> list[tuple]:
+        if self.keys is not None:
+            self.keys.update(map(self.key, rows))
+        for i, groups in self.by_reference.items():
+            group_of = groups.get
+            for row in rows:
+                value = row[i]
+                group = group_of(value)
+                if group is None:
+                    groups[value] = [row]
+                else:
+                    group.append(row)
+        return rows
 
 
 @attrs.define
@@ -194,7 +231,8 @@ def _decode(path: Path, problems: _Collector) -> str | None:
 CSV_CHUNK = 50_000
 
 
-def _rows_from_csv(text: str, file: str, info: TableInfo, problems: _Collector, warnings: list[str]):
+def _rows_from_csv(text: str, file: str, info: TableInfo, problems: _Collector, warnings: list[str],
+                   gathered: _Gathered):
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
         header = next(reader)
@@ -222,13 +260,13 @@ def _rows_from_csv(text: str, file: str, info: TableInfo, problems: _Collector, 
                 return rows
             if not chunk or problems.full():
                 return rows
-            rows.extend(_typed_rows(plan, chunk, range(line, line + len(chunk)), file, problems))
+            rows.extend(gathered.add(_typed_rows(plan, chunk, range(line, line + len(chunk)), file, problems)))
             line += len(chunk)
     numbered = [(reader.line_num, r) for r in _safe_csv(reader, file, problems)]
     # A blank line is not a row.
     width = len(header)
     numbered = [(n, r) for n, r in numbered if r and not (len(r) == 1 and r[0] == "" and width > 1)]
-    return _typed_rows(plan, [r for _, r in numbered], [n for n, _ in numbered], file, problems)
+    return gathered.add(_typed_rows(plan, [r for _, r in numbered], [n for n, _ in numbered], file, problems))
 
 
 def _safe_csv(reader, file: str, problems: _Collector):
@@ -486,20 +524,22 @@ def _load(program: Program, sources: Mapping[str, Any] | Iterable[str | Path], e
             if text is None:
                 continue
             file = str(path)
+            gathered = _Gathered(info)
             if path.suffix == ".jsonl":
-                rows = _rows_from_jsonl(text, file, info, problems, warnings)
+                rows = gathered.add(_rows_from_jsonl(text, file, info, problems, warnings))
             else:
-                rows = _rows_from_csv(text, file, info, problems, warnings)
+                rows = _rows_from_csv(text, file, info, problems, warnings, gathered)
         else:
             file = f"<{name}>"
+            gathered = _Gathered(info)
             try:
                 if exclude_invalid:
                     src = given[name] = list(src)  # kept, to find a broken record's subject
-                rows = _rows_from_records(src, name, info, problems, warnings)
+                rows = gathered.add(_rows_from_records(src, name, info, problems, warnings))
             except TypeError:
                 problems.add(file, None, None, "expected an iterable of records (mappings)")
                 continue
-        tables[name] = Table(name, info, file, rows)
+        tables[name] = Table(name, info, file, rows, gathered.keys, gathered.by_reference)
     for name in sorted(set(given) - set(program.tables)):
         warnings.append(f"{given[name]}: ignored (the contract declares no table `{name}`)")
     dataset = Dataset(tables, warnings)
@@ -651,7 +691,7 @@ def drop(program: Program, dataset: Dataset, subjects: set[str]) -> None:
     for name, table in dataset.tables.items():
         owner = find.get(name)
         if owner is not None:
-            table.rows = [r for r in table.rows if owner(r) not in subjects]
+            table.set_rows([r for r in table.rows if owner(r) not in subjects])
 
 
 def _validate_keys_and_references(tables: dict[str, Table], problems: _Collector) -> None:
@@ -662,9 +702,8 @@ def _validate_keys_and_references(tables: dict[str, Table], problems: _Collector
         if info.key is None:
             continue
         idx = info.field(info.key).index
-        column = [row[idx] for row in table.rows]
-        unique = set(column)
-        if len(unique) != len(column):  # only then look for where
+        unique = table.keys if table.keys is not None else {row[idx] for row in table.rows}
+        if len(unique) != len(table.rows):  # only then look for where
             seen: dict[Any, int] = {}
             for row in table.rows:
                 k = row[idx]
@@ -680,7 +719,8 @@ def _validate_keys_and_references(tables: dict[str, Table], problems: _Collector
                 continue
             targets = keys[f.references]
             i = f.index
-            if not ({row[i] for row in table.rows} - targets - {None}):
+            grouped = table.by_reference.get(i)
+            if not (set(grouped if grouped is not None else (row[i] for row in table.rows)) - targets - {None}):
                 continue  # every reference resolves
             for row in table.rows:
                 v = row[f.index]

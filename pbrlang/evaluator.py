@@ -59,7 +59,11 @@ def build_indexes(compiled: CompiledContract, dataset: Dataset) -> list:
             indexes.append(dataset.tables[spec[1]].rows)
         else:
             _, table, field_index = spec
-            index: dict = {}
+            index = dataset.tables[table].by_reference.get(field_index)  # grouped while loading
+            if index is not None:
+                indexes.append(index)
+                continue
+            index = {}
             for row in dataset.tables[table].rows:
                 key = row[field_index]
                 bucket = index.get(key)
