@@ -149,7 +149,8 @@ class Evaluation:
         self.subject_caps = [i for i, c in enumerate(self.program.caps) if c.per_subject_limit]
         self.has_alternatives = any(o.instead_of or o.requires for o in self.program.outcomes)
         self.no_days = (None,) * len(compiled.outcomes)
-        self.pence_cache: dict = {}
+        self.pence_cache: dict = {}  # tariff value -> its pence, never negative (see _tariff)
+        self.limit_pence: dict = {}  # cap limit value -> its pence
         # When every cap is per subject and nothing is shared between subjects (no
         # ceilings, no `paid`), a subject's payments can be finished in the first
         # pass: that is what lets the work be split between processes.
@@ -407,7 +408,7 @@ class Evaluation:
         pence = self.pence_cache.get(raw)
         if pence is None:
             pence = to_pence(raw, self.program.rounding)
-            if len(self.pence_cache) < 100_000:
+            if len(self.pence_cache) < 100_000 and pence >= 0:  # a negative amount is refused every time
                 self.pence_cache[raw] = pence
         if pence < 0:
             raise EvaluationError(f"outcome `{o.name}` would pay a negative amount ({pence_text(pence)})", key,
@@ -439,9 +440,9 @@ class Evaluation:
             if value is None:
                 limits[i] = NO_LIMIT  # `none`: this subject has no such cap
                 continue
-            pence = self.pence_cache.get(value)
+            pence = self.limit_pence.get(value)
             if pence is None:
-                pence = self.pence_cache[value] = to_pence(value, self.program.rounding)
+                pence = self.limit_pence[value] = to_pence(value, self.program.rounding)
             limits[i] = pence
         return tuple(limits)
 

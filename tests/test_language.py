@@ -95,3 +95,23 @@ outcome pairs:
     statement = pbrlang.loads(HEADER + body).evaluate({"people": people, "events": events}, as_of="2021-12-31",
                                                      exclude_invalid=True)
     assert [s for s, _ in statement.excluded] == ["big"] and [p.subject for p in statement.payments] == ["small"]
+
+
+def test_every_subject_whose_outcome_would_pay_a_negative_amount_is_reported():
+    # The same negative amount for three people: each is refused, not only the first one met.
+    body = """
+outcome refund:
+  achieved on joined_on
+  pays £1.00 - £3.50
+"""
+    people = [{"id": p, "joined_on": "2020-01-01"} for p in ("a", "b", "c")]
+    try:
+        _run(body, people, [])
+    except pbrlang.EvaluationErrors as err:
+        assert [e.subject for e in err.errors] == ["a", "b", "c"]
+        assert all("negative amount (-2.50)" in str(e) for e in err.errors)
+    else:
+        raise AssertionError("a negative payment was not refused")
+    statement = pbrlang.loads(HEADER + body).evaluate({"people": people, "events": []}, as_of="2021-12-31",
+                                                     exclude_invalid=True)
+    assert [s for s, _ in statement.excluded] == ["a", "b", "c"] and statement.payments == ()
