@@ -30,6 +30,7 @@ from .limits import (
     MAX_PREFIX_RUN,
     MAX_TOKENS,
 )
+from .parse_table import FORMAT as _TABLE_FORMAT, CompactLALRParser
 from .source import Source, Span
 
 
@@ -146,14 +147,17 @@ def _cache_file(grammar: str) -> str | bool:
     # One file for each grammar (checkouts and versions side by side do not take turns rewriting it);
     # Lark checks inside it that the grammar, its options and the versions are the same.
     key = hashlib.sha256(grammar.encode("utf-8")).hexdigest()[:16]
-    return os.path.join(folder, f"grammar-{key}-lark-{_LARK_VERSION}-py{sys.version_info[0]}.{sys.version_info[1]}")
+    # (The table's format is in the name too: a file of Lark's own format would be read, but slowly.)
+    return os.path.join(folder, f"grammar-{key}-lark-{_LARK_VERSION}-py{sys.version_info[0]}.{sys.version_info[1]}"
+                                f"-t{_TABLE_FORMAT}")
 
 
 @functools.cache
 def _lark() -> Lark:
     grammar = grammar_text()
+    # Lark's parser, with the parse table cached in a form quicker to read (pbrlang/parse_table.py).
     lark = Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=True,
-                cache=_cache_file(grammar), tree_class=_Tree)
+                cache=_cache_file(grammar), tree_class=_Tree, _plugins={"LALR_Parser": CompactLALRParser})
     for rule in lark.rules:
         name = rule.origin.name
         if name.startswith("__") and not rule.expansion[0].name == name:  # the rule's first, base, case
