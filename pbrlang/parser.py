@@ -19,6 +19,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
 from . import nodes as n
 from .errors import ContractSyntaxError, Diagnostic, UsageError
+from .lexer import FastContextualLexer
 from .limits import (
     MAX_CONTRACT_BYTES,
     MAX_DECLARATIONS,
@@ -155,9 +156,12 @@ def _cache_file(grammar: str) -> str | bool:
 @functools.cache
 def _lark() -> Lark:
     grammar = grammar_text()
-    # Lark's parser, with the parse table cached in a form quicker to read (pbrlang/parse_table.py).
+    # Two of Lark's parts are replaced by pbrlang's (Lark's `_plugins`), to start quicker: the
+    # contextual lexer (pbrlang/lexer.py: the same tokens and errors, without compiling a regular
+    # expression for each state of the parser) and how the parse table is cached (parse_table.py).
     lark = Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=True,
-                cache=_cache_file(grammar), tree_class=_Tree, _plugins={"LALR_Parser": CompactLALRParser})
+                cache=_cache_file(grammar), tree_class=_Tree,
+                _plugins={"ContextualLexer": FastContextualLexer, "LALR_Parser": CompactLALRParser})
     for rule in lark.rules:
         name = rule.origin.name
         if name.startswith("__") and not rule.expansion[0].name == name:  # the rule's first, base, case
