@@ -14,6 +14,7 @@ import datetime
 import decimal
 import operator
 from decimal import Decimal
+from functools import partial
 from typing import Any, NamedTuple
 
 from fractions import Fraction
@@ -309,6 +310,7 @@ class Evaluation:
                 single_shares[pence] = shares
             return shares
 
+        result = partial(tuple.__new__, SubjectResult)  # a SubjectResult, with no Python-level __new__ to run
         limit_pence: dict = {}  # limits repeat (a few per group and year): each converted once
         limit_get = limit_pence.get
 
@@ -317,7 +319,7 @@ class Evaluation:
             fr[0] = row
             key = row[key_index]
             if eligible is not None and not eligible(fr):
-                return SubjectResult(key, False, no_days, (), ())
+                return result((key, False, no_days, (), ()))
             steps(fr)
             claims = []
             for index, slot, pays, recurring, days_slot in plan:
@@ -341,7 +343,7 @@ class Evaluation:
                         k += 1
                         claims.append((d, index, k, pence))
             if not claims:
-                return SubjectResult(key, True, days_of(fr), (), ())
+                return result((key, True, days_of(fr), (), ()))
             claims.sort()  # day, contract order, occurrence: never equal, so the tariff never decides
             limits = [None] * caps
             for i, fn in limit_fns:
@@ -369,8 +371,8 @@ class Evaluation:
                         shares = shares_get(pence) or shares_of(pence)
                         rows.append((day, key, outcome, occurrence, pence, pence, shares, (), 0, (), (), None))
                     room -= allowed
-                return SubjectResult(key, True, days_of(fr), (), tuple(rows))
-            return SubjectResult(key, True, days_of(fr), (), tuple(finish(key, claims, limits, fr)))
+                return result((key, True, days_of(fr), (), tuple(rows)))
+            return result((key, True, days_of(fr), (), tuple(finish(key, claims, limits, fr))))
 
         return simple_subject
 
