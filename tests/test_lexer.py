@@ -252,6 +252,18 @@ def test_every_state_of_the_parser_reads_every_word_the_same(larks):
     assert compared > 50_000
 
 
+def test_from_every_position_of_every_contract_the_whole_grammar_reads_the_same(larks):
+    """The root lexer (all terminals: the whole grammar's alternation as it is) from each character."""
+    stock, fast = larks
+    compared = 0
+    for text in CONTRACTS.values():
+        for pos in range(0, len(text), 3):
+            piece = text[pos:pos + 60]
+            assert _first_token(fast.parser.lexer, piece, None) == _first_token(stock.parser.lexer, piece, None), piece
+            compared += 1
+    assert compared > 10_000
+
+
 HEAD = CONTRACTS["examples/work-programme/contract.pbr"]
 
 
