@@ -64,7 +64,8 @@ def _join(intervals: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return runs
 
 
-_INF = float("inf")  # sorts after any day: (day, _INF) comes after every run starting that day
+_INF = float("inf")
+_new = object.__new__  # sorts after any day: (day, _INF) comes after every run starting that day
 
 
 class Spells:
@@ -82,9 +83,16 @@ class Spells:
 
     @classmethod
     def of(cls, intervals: list[tuple[int, int]]) -> "Spells":
-        if len(intervals) <= 1:
-            return cls([iv for iv in intervals if iv[0] <= iv[1]])
-        return cls(_join([iv for iv in intervals if iv[0] <= iv[1]]))
+        # Made without running __init__: a subject's spells are made once per subject.
+        spells = _new(cls)
+        spells.skip = None
+        if len(intervals) > 1:
+            spells.runs = _join([iv for iv in intervals if iv[0] <= iv[1]])
+        elif intervals and intervals[0][0] <= intervals[0][1]:
+            spells.runs = [intervals[0]]
+        else:
+            spells.runs = []
+        return spells
 
     def counted_from(self, day: int) -> "Spells":
         runs = [(max(s, day), e) for s, e in self.runs if e >= day]
