@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import gc
 import os
 import sys
 from pathlib import Path
@@ -152,7 +153,12 @@ def run(argv: list[str] | None = None) -> int:
 
 
 def main() -> None:
-    sys.exit(run())
+    code = run()
+    # The process ends here. Python's finalization runs the cycle collector over every object left
+    # (Lark's grammar, the syntax tree, the modules): 20-30 ms of a 230 ms `pbr check`. Frozen, they
+    # are left to the end of the process (exit still flushes the streams and runs atexit handlers).
+    gc.freeze()
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -57,3 +57,19 @@ def test_a_node_is_shown_as_attrs_would_show_it():
     node = n.Binary("+", n.Ref("x", span=None), n.Literal("integer", 1), type="t", meaning="m")
     assert repr(node) == "Binary(op='+', left=Ref(name='x'), right=Literal(kind='integer', value=1))"
     assert repr(n.AsOf()) == "AsOf()"
+
+
+def test_the_pbr_command_leaves_its_objects_to_the_end_of_the_process(monkeypatch, capsys):
+    """`pbr` freezes the collector's objects before exiting: finalization need not walk them all."""
+    import gc
+
+    from pbrlang import cli
+
+    frozen = []
+    monkeypatch.setattr(gc, "freeze", lambda: frozen.append(True))
+    monkeypatch.setattr(sys, "argv", ["pbr", "check", str(example("work-programme"))])
+    try:
+        cli.main()
+    except SystemExit as stop:
+        assert stop.code == 0
+    assert frozen == [True] and "ok" in capsys.readouterr().out
