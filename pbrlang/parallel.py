@@ -121,7 +121,6 @@ def write_json(run: Evaluation, out: TextIO, workers: int) -> None:
     Only for contracts whose payments finish subject by subject (run.decomposable)."""
     global _RUN, _RANGES
     assert run.decomposable
-    program = run.program
     with tempfile.TemporaryDirectory(prefix="pbr-") as folder:
         _RUN, _RANGES = run, _ranges(run, workers)
         try:
@@ -131,68 +130,106 @@ def write_json(run: Evaluation, out: TextIO, workers: int) -> None:
                 pending = pool.map_async(_format_part, jobs[1:])
                 first = _format_part(jobs[0])
                 parts = [first] + pending.get()
+                _merge(run, parts, out, pool)
         finally:
             _RUN, _RANGES = None, []
-        errors = [EvaluationError(message, subject) for part in parts for subject, message in part[5]]
-        if errors:
-            raise EvaluationErrors(errors)
-        totals = Totals(len(program.outcomes), program.funders)
-        for part in parts:
-            totals.merge(part[2])
-        head = Statement(
-            contract=program.name,
-            as_of=run.as_of_date,
-            currency=program.currency,
-            rows=(),
-            outcomes=tuple(o.name for o in program.outcomes),
-            funders=program.funders,
-            every_outcome="outcome" in program.statement_parts,
-            every_funder="funder" in program.statement_parts,
-            show_unfunded=False,
-            caps=tuple(run.ordered.cap_uses()),
-            subjects_evaluated=sum(part[3] for part in parts),
-            subjects_eligible=sum(part[4] for part in parts),
-        )
-        head.__dict__["totals"] = totals
-        out.write(head_json(head._head()))
-        out.flush()
-        days = sorted({seg[0] for part in parts for seg in part[1]})
-        index = [{} for _ in parts]
-        for i, part in enumerate(parts):
-            for day, chunk, offset, length in part[1]:
-                index[i].setdefault(day, []).append((offset, length))
-        handles = [open(part[0], "rb") for part in parts]
-        # The parts are UTF-8 already: copied as bytes when the output is a UTF-8 file with no
-        # line-ending translation, so hundreds of megabytes are not decoded only to be encoded again.
-        raw = _bytes_of(out)
-        write = raw.write if raw is not None else (lambda data: out.write(data.decode("utf-8")))
-        # Into a regular file, the kernel copies the parts' bytes itself (no trip through Python).
-        target = _regular_file(raw)
-        try:
-            first = True
-            for day in days:
-                for i, handle in enumerate(handles):
-                    for offset, length in index[i].get(day, ()):
-                        if first:
-                            handle.seek(offset)
-                            data = handle.read(length)
-                            write(FIRST_PAYMENT.encode("utf-8") + data[len(PAYMENT_SEPARATOR):])
-                            first = False
-                            if target is not None:
-                                raw.flush()
-                            continue
-                        if target is not None:
-                            target = _copy(handle.fileno(), target, offset, length)
-                            if target is not None:
-                                continue
-                        handle.seek(offset)
-                        write(handle.read(length))
-        finally:
-            for handle in handles:
-                handle.close()
-        if raw is not None:
-            raw.flush()
-        out.write(EMPTY_PAYMENTS_END if first else PAYMENTS_END)
+
+
+def _merge(run: Evaluation, parts: list[tuple], out: TextIO, pool) -> None:
+    """Write the statement's head, then the parts' payments day by day, first part first."""
+    program = run.program
+    errors = [EvaluationError(message, subject) for part in parts for subject, message in part[5]]
+    if errors:
+        raise EvaluationErrors(errors)
+    totals = Totals(len(program.outcomes), program.funders)
+    for part in parts:
+        totals.merge(part[2])
+    head = Statement(
+        contract=program.name,
+        as_of=run.as_of_date,
+        currency=program.currency,
+        rows=(),
+        outcomes=tuple(o.name for o in program.outcomes),
+        funders=program.funders,
+        every_outcome="outcome" in program.statement_parts,
+        every_funder="funder" in program.statement_parts,
+        show_unfunded=False,
+        caps=tuple(run.ordered.cap_uses()),
+        subjects_evaluated=sum(part[3] for part in parts),
+        subjects_eligible=sum(part[4] for part in parts),
+    )
+    head.__dict__["totals"] = totals
+    out.write(head_json(head._head()))
+    out.flush()
+    # Every segment (a chunk's lines for one day) in the statement's order: day, then part, then chunk.
+    index: list[dict[int, list]] = [{} for _ in parts]
+    for i, part in enumerate(parts):
+        for day, chunk, offset, length in part[1]:
+            index[i].setdefault(day, []).append((offset, length))
+    order = [(i, offset, length) for day in sorted({seg[0] for part in parts for seg in part[1]})
+             for i in range(len(parts)) for offset, length in index[i].get(day, ())]
+    if not order:
+        out.write(EMPTY_PAYMENTS_END)
+        return
+    # The parts are UTF-8 already: copied as bytes when the output is a UTF-8 file with no
+    # line-ending translation, so hundreds of megabytes are not decoded only to be encoded again.
+    raw = _bytes_of(out)
+    write = raw.write if raw is not None else (lambda data: out.write(data.decode("utf-8")))
+    i, offset, length = order[0]
+    with open(parts[i][0], "rb") as handle:  # the first line has no separator before it
+        handle.seek(offset)
+        write(FIRST_PAYMENT.encode("utf-8") + handle.read(length)[len(PAYMENT_SEPARATOR):])
+    target = _regular_file(raw)
+    if target is not None:
+        raw.flush()
+        # Into a regular file, each process has the kernel copy its own part's bytes to their
+        # places in the statement, side by side (no trip through Python, half the time).
+        at = raw.tell()
+        placed: list[list[tuple]] = [[] for _ in parts]
+        for i, offset, length in order[1:]:
+            placed[i].append((offset, length, at))
+            at += length
+        pending = pool.map_async(_place, [(parts[i][0], target, placed[i]) for i in range(1, len(parts))])
+        done = _place((parts[0][0], target, placed[0]))
+        if all(pending.get()) and done:
+            raw.seek(at)
+            out.write(PAYMENTS_END)
+            return
+    # Not a regular file, or one the kernel cannot copy into: the bytes go through this process, in order.
+    handles = [open(part[0], "rb") for part in parts]
+    try:
+        for i, offset, length in order[1:]:
+            handles[i].seek(offset)
+            write(handles[i].read(length))
+    finally:
+        for handle in handles:
+            handle.close()
+    if raw is not None:
+        raw.flush()
+    out.write(PAYMENTS_END)
+
+
+def _place(job: tuple) -> bool:
+    """Copy a part's segments to their places in the output: (offset in the part, length, place).
+    False, having copied nothing, when the kernel cannot copy between these two files."""
+    path, target, placed = job
+    with open(path, "rb") as handle:
+        source = handle.fileno()
+        for n, (offset, length, at) in enumerate(placed):
+            done = 0
+            while done < length:
+                try:
+                    copied = os.copy_file_range(source, target, length - done, offset + done, at + done)
+                except OSError:
+                    if n or done:
+                        raise
+                    return False
+                if copied == 0:
+                    if n or done:
+                        raise OSError("a part file ended early")
+                    return False
+                done += copied
+    return True
 
 
 def _regular_file(raw) -> int | None:
@@ -200,29 +237,14 @@ def _regular_file(raw) -> int | None:
     if raw is None or not hasattr(os, "copy_file_range"):
         return None
     try:
+        import fcntl  # where there is copy_file_range, there is fcntl
+
         fd = raw.fileno()
+        if fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_APPEND:
+            return None  # appending: a place in the file cannot be chosen
         return fd if stat.S_ISREG(os.fstat(fd).st_mode) else None
     except (OSError, ValueError, AttributeError):
         return None
-
-
-def _copy(source: int, target: int, offset: int, length: int) -> int | None:
-    """Copy length bytes at offset of source to the end of target; None (nothing copied) when the
-    kernel cannot do it for these two files, so the caller copies them itself."""
-    done = 0
-    while done < length:
-        try:
-            n = os.copy_file_range(source, target, length - done, offset + done)
-        except OSError:
-            if done:
-                raise
-            return None
-        if n == 0:
-            if done:
-                raise OSError("the part file ended early")
-            return None
-        done += n
-    return target
 
 
 def _bytes_of(out: TextIO):
