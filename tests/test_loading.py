@@ -3,7 +3,9 @@ exactly what a pass over the loaded rows would find, however the rows fall into 
 
 from __future__ import annotations
 
+import csv
 import datetime
+import io
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -68,3 +70,45 @@ def test_rows_dropped_for_broken_data_are_gone_from_the_groups(tmp_path):
     assert set(dataset.excluded) == {"P2"}
     assert [r[0] for r in dataset.tables["employment"].rows] == ["P1"]
     assert evaluator.build_indexes(contract.compiled, dataset) == [{"P1": dataset.tables["employment"].rows}]
+
+
+# ---- CSV files with no quotes are split by string methods: the same rows and problems as the csv module
+
+_EMPLOYMENT = pbrlang.load(WP).program.tables["employment"]
+cells = st.sampled_from(["P1", "P2", " P1", "2012-01-02", "2012-02-30", "2013-05-06", "", "x", "-", "12", "y" * 20])
+lines = st.lists(cells, min_size=1, max_size=5).map(",".join).filter(bool)  # a blank line is not a row
+
+
+def _through_the_csv_module(text: str) -> tuple[list, list[str]]:
+    """What reading every row with the csv module, then converting them, gives."""
+    problems = data._Collector()
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    plan = data._columns(next(reader), "e.csv", _EMPLOYMENT, problems, [], 1)
+    raw, numbers = [], []
+    try:
+        for row in reader:
+            raw.append(row)
+            numbers.append(reader.line_num)
+    except csv.Error as err:
+        rows = data._typed_rows(plan, raw, numbers, "e.csv", problems)
+        problems.add("e.csv", reader.line_num, None, f"cannot be read as CSV: {err}")
+        return rows, [p.render() for p in problems.problems]
+    return data._typed_rows(plan, raw, numbers, "e.csv", problems), [p.render() for p in problems.problems]
+
+
+@settings(max_examples=300, deadline=None)
+@given(body=st.lists(lines, min_size=0, max_size=30), newline=st.sampled_from(["\n", "\r\n"]),
+       last_newline=st.booleans(), chunk=st.integers(1, 3), limit=st.sampled_from([16, 131072]))
+def test_rows_split_by_string_methods_are_those_the_csv_module_reads(body, newline, last_newline, chunk, limit):
+    text = newline.join(["participant_id,start,end"] + body) + (newline if last_newline else "")
+    old_chunk, old_limit = data.CSV_CHUNK, csv.field_size_limit(limit)
+    data.CSV_CHUNK = chunk  # pieces of a line or two: every way a piece can end
+    try:
+        problems = data._Collector()
+        rows = data._rows_from_csv(text, "e.csv", _EMPLOYMENT, problems, [], data._Gathered(_EMPLOYMENT))
+        expected_rows, expected_problems = _through_the_csv_module(text)
+    finally:
+        data.CSV_CHUNK = old_chunk
+        csv.field_size_limit(old_limit)
+    assert [p.render() for p in problems.problems] == expected_problems
+    assert rows == expected_rows
