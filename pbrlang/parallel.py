@@ -4,10 +4,12 @@ Subjects are cut into contiguous ranges of their sorted ids, one per process
 (forked, so each inherits the loaded tables without copying them). When a
 contract's payments can be finished subject by subject (every cap per
 subject, no ceilings, no `paid`), each process also writes its payments' JSON
-lines, in chunks of subjects, each chunk grouped by day; the parent then
-copies the chunks day by day, first process first. Because every subject of
-the first range sorts before every subject of the second, this is exactly the
-single-process order, byte for byte. Otherwise each process returns its
+lines, in chunks of subjects, each chunk grouped by day; the statement then
+holds the chunks day by day, first process first (into a regular file, each
+process copies its own chunks to their places; otherwise the parent writes them
+in order). Because every subject of the first range sorts before every subject
+of the second, this is exactly the single-process order, byte for byte.
+Otherwise each process returns its
 subjects' claims and the parent takes them through the caps and ceilings in
 one ordered pass.
 """
