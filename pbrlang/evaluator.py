@@ -252,7 +252,7 @@ class Evaluation:
                 if tariff is None:
                     continue  # a tariff of `none`: no payment exists
             if limits is None and self.subject_caps:
-                limits = self._limits(fr, key)
+                limits = self._limits(fr)
             keep = fr if keeps else None
             if recurring is None:
                 claims.append((day, index, 0, tariff, limits, keep))
@@ -289,11 +289,7 @@ class Evaluation:
         pence_get = self.pence_cache.get
         tariff = self._tariff
         outcomes = compiled.outcomes
-        limit_fns = [(i, compiled.cap_limits[i]) for i in self.subject_caps]
-        caps = len(self.program.caps)
         finish = self._finish
-        to_pence_ = to_pence
-        rounding = self.program.rounding
         applies = {self.finish_plan[o.index][0] for o in compiled.outcomes}
         one_cap = None
         if len(self.program.funders) == 1 and len(applies) == 1 and len(next(iter(applies))) == 1:
@@ -311,8 +307,7 @@ class Evaluation:
             return shares
 
         result = partial(tuple.__new__, SubjectResult)  # a SubjectResult, with no Python-level __new__ to run
-        limit_pence: dict = {}  # limits repeat (a few per group and year): each converted once
-        limit_get = limit_pence.get
+        limits_of = self._limits
 
         def simple_subject(row: tuple) -> SubjectResult:
             fr = template[:]
@@ -345,16 +340,7 @@ class Evaluation:
             if not claims:
                 return result((key, True, days_of(fr), (), ()))
             claims.sort()  # day, contract order, occurrence: never equal, so the tariff never decides
-            limits = [None] * caps
-            for i, fn in limit_fns:
-                value = fn(fr)
-                if value is None:
-                    limits[i] = NO_LIMIT  # `none`: this subject has no such cap
-                else:
-                    p = limit_get(value)
-                    if p is None:
-                        p = limit_pence[value] = to_pence_(value, rounding)
-                    limits[i] = p
+            limits = limits_of(fr)
             if one_cap is not None:
                 # One cap over every outcome, one funder: its room as a number, nothing looked up per payment.
                 i, name, fixed = one_cap
@@ -435,7 +421,9 @@ class Evaluation:
                     excluded[o.index] = f"requires: {req}"
         return excluded
 
-    def _limits(self, fr: list, key: str) -> tuple:
+    def _limits(self, fr: list) -> tuple:
+        """This subject's limit of each cap set per subject, in whole pence (each distinct
+        value converted once)."""
         limits = [None] * len(self.program.caps)
         for i in self.subject_caps:
             value = self.compiled.cap_limits[i](fr)
@@ -484,35 +472,37 @@ class Evaluation:
         program = self.program
         totals = Totals(len(program.outcomes), program.funders)
         rows: list[tuple] = []
-        if by_day is not None:  # the payments, finished and grouped by day in the first pass
+        if self.decomposable:
+            if by_day is None:  # the first pass ran in several processes: group its payments here
+                by_day = {}
+                for r in results:
+                    for c in r.claims:
+                        same_day = by_day.get(c[0])
+                        if same_day is None:
+                            by_day[c[0]] = [c]
+                        else:
+                            same_day.append(c)
             for day in sorted(by_day):
                 rows.extend(by_day[day])
             totals.add_days(by_day, sum(1 for r in results if r.claims))
         else:
-            # Subjects arrive in id order and each subject's claims (or finished rows) in
-            # contract order, so one bucket per day keeps payment order without sorting
-            # millions of claims.
+            # Subjects arrive in id order and each subject's claims in contract order, so one
+            # bucket per day keeps payment order without sorting millions of claims.
             buckets: dict[int, list] = {}
             for r in results:
-                subject = r.subject
                 for c in r.claims:
                     bucket = buckets.get(c[0])
-                    item = c if self.decomposable else (subject, c)
                     if bucket is None:
-                        buckets[c[0]] = [item]
+                        buckets[c[0]] = [(r.subject, c)]
                     else:
-                        bucket.append(item)
-            if self.decomposable:
-                for day in sorted(buckets):
-                    rows.extend(buckets[day])
-            else:
-                take = self.ordered.take
-                append = rows.append
-                for day in sorted(buckets):
-                    for subject, c in buckets[day]:
-                        row = take(subject, c)
-                        if row is not None:
-                            append(row)
+                        bucket.append((r.subject, c))
+            take = self.ordered.take
+            append = rows.append
+            for day in sorted(buckets):
+                for subject, c in buckets[day]:
+                    row = take(subject, c)
+                    if row is not None:
+                        append(row)
             totals.add(rows)
         statement = Statement(
             contract=program.name,

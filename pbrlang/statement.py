@@ -13,9 +13,9 @@ import functools
 import io
 import json
 import re
+from collections import Counter
 from decimal import Decimal
 from fractions import Fraction
-from collections import Counter
 from operator import itemgetter
 from typing import Any, Callable, Sequence, TextIO
 
