@@ -11,7 +11,6 @@ import csv
 import datetime
 import gc
 import io
-import itertools
 import json
 import operator
 import re
@@ -253,18 +252,7 @@ def _rows_from_csv(text: str, file: str, info: TableInfo, problems: _Collector, 
             return _split_rows(body, "\n", plan, file, problems, gathered)
         if body.count("\r") == body.count("\n") == body.count("\r\n"):
             return _split_rows(body, "\r\n", plan, file, problems, gathered)
-        rows: list[tuple] = []
-        line = 2
-        while True:
-            try:
-                chunk = list(itertools.islice(reader, CSV_CHUNK))
-            except csv.Error as err:
-                problems.add(file, reader.line_num, None, f"cannot be read as CSV: {err}")
-                return rows
-            if not chunk or problems.full():
-                return rows
-            rows.extend(gathered.add(_typed_rows(plan, chunk, range(line, line + len(chunk)), file, problems)))
-            line += len(chunk)
+        # Line ends of more than one kind: the csv module reads it, as any other file.
     numbered = [(reader.line_num, r) for r in _safe_csv(reader, file, problems)]
     # A blank line is not a row.
     width = len(header)
@@ -302,14 +290,16 @@ def _split_rows(body: str, newline: str, plan, file: str, problems: _Collector, 
                 rows.extend(gathered.add(typed))
                 continue
         reader = csv.reader(lines, strict=True)
-        raw = []
+        raw: list[list[str]] = []
+        error = None
         try:
             raw.extend(reader)
         except csv.Error as err:
-            rows.extend(gathered.add(_typed_rows(plan, raw, numbers[:len(raw)], file, problems)))
-            problems.add(file, numbers[reader.line_num - 1], None, f"cannot be read as CSV: {err}")
-            return rows
-        rows.extend(gathered.add(_typed_rows(plan, raw, numbers, file, problems)))
+            error = f"cannot be read as CSV: {err}"
+        rows.extend(gathered.add(_typed_rows(plan, raw, numbers[:len(raw)], file, problems)))
+        if error is not None:
+            problems.add(file, numbers[reader.line_num - 1], None, error)
+            return rows  # as the csv module stops reading a file there
     return rows
 
 
