@@ -327,6 +327,11 @@ class Checker:
                 key = f.name
                 if f.optional:
                     self.error("E122", f"key `{f.name}` cannot be optional", f.span)
+                if typ != t.TEXT:
+                    # A reference holds a key as text, and a subject's id is written as text in
+                    # every statement: an id read as a number or a date would not match either.
+                    self.error("E122", f"key `{f.name}` must be text", f.span,
+                               hint=f"write it `{f.name}: text key`; an id made of digits is still text")
             values = self.enums.get(typ.name) if typ.kind == "enum" else None
             fields.append(FieldInfo(f.name, typ, f.optional, i, ref, values, span=f.span))
         self.tables[d.name] = TableInfo(d.name, tuple(fields), key, (), span=d.span)
