@@ -110,6 +110,7 @@ class EvaluationError(PbrError):
     """A record that cannot be evaluated (reported, never skipped)."""
 
     def __init__(self, message: str, subject: str | None = None, span: Span | None = None):
+        self.message = message
         self.subject = subject
         self.span = span
         where = f" ({span.location})" if span else ""

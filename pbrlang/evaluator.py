@@ -457,8 +457,7 @@ class Evaluation:
                         else:
                             same_day.append(payment)
             except EvaluationError as err:
-                errors.append(err if err.subject else EvaluationError(str(err).removeprefix("evaluation error: "),
-                                                                       row[key], err.span))
+                errors.append(err if err.subject else EvaluationError(err.message, row[key], err.span))
             except (ArithmeticError, OverflowError, ValueError) as err:
                 errors.append(EvaluationError(f"cannot be evaluated: {err}", row[key]))
         return results, errors
@@ -482,28 +481,38 @@ class Evaluation:
                             by_day[c[0]] = [c]
                         else:
                             same_day.append(c)
-            for day in sorted(by_day):
-                rows.extend(by_day[day])
             totals.add_days(by_day, sum(1 for r in results if r.claims))
-        else:
-            # Subjects arrive in id order and each subject's claims in contract order, so one
-            # bucket per day keeps payment order without sorting millions of claims.
-            buckets: dict[int, list] = {}
-            for r in results:
-                for c in r.claims:
-                    bucket = buckets.get(c[0])
-                    if bucket is None:
-                        buckets[c[0]] = [(r.subject, c)]
-                    else:
-                        bucket.append((r.subject, c))
-            take = self.ordered.take
-            append = rows.append
-            for day in sorted(buckets):
-                for subject, c in buckets[day]:
-                    row = take(subject, c)
-                    if row is not None:
-                        append(row)
-            totals.add(rows)
+            return self.assemble(by_day, totals, len(results), sum(1 for r in results if r.eligible),
+                                 self._blocks(results))
+        # Subjects arrive in id order and each subject's claims in contract order, so one
+        # bucket per day keeps payment order without sorting millions of claims.
+        buckets: dict[int, list] = {}
+        for r in results:
+            for c in r.claims:
+                bucket = buckets.get(c[0])
+                if bucket is None:
+                    buckets[c[0]] = [(r.subject, c)]
+                else:
+                    bucket.append((r.subject, c))
+        take = self.ordered.take
+        append = rows.append
+        for day in sorted(buckets):
+            for subject, c in buckets[day]:
+                row = take(subject, c)
+                if row is not None:
+                    append(row)
+        totals.add(rows)
+        return self.assemble({0: rows}, totals, len(results), sum(1 for r in results if r.eligible),
+                             self._blocks(results))
+
+    def assemble(self, by_day: dict[int, list], totals: Totals, evaluated: int, eligible: int,
+                 blocks: tuple = ()) -> Statement:
+        """The statement of finished payment rows grouped by day (each day's in payment order),
+        with their totals already summed and the subjects counted."""
+        program = self.program
+        rows: list[tuple] = []
+        for day in sorted(by_day):
+            rows.extend(by_day[day])
         statement = Statement(
             contract=program.name,
             as_of=self.as_of_date,
@@ -515,12 +524,12 @@ class Evaluation:
             every_funder="funder" in program.statement_parts,
             show_unfunded=any(c.overflow_to is None for c in program.ceilings),
             caps=tuple(self.ordered.cap_uses()),
-            blocks=self._blocks(results),
-            subjects_evaluated=len(results),
-            subjects_eligible=sum(1 for r in results if r.eligible),
+            blocks=blocks,
+            subjects_evaluated=evaluated,
+            subjects_eligible=eligible,
             warnings=tuple(self.dataset.warnings),
         )
-        statement.__dict__["totals"] = totals  # already summed above
+        statement.__dict__["totals"] = totals  # already summed
         return statement
 
     def _reports(self, o, fr: list | None, tariff: int) -> tuple:
@@ -609,7 +618,7 @@ def evaluate(compiled: CompiledContract, dataset: Dataset, as_of: datetime.date,
         check_rows(compiled, dataset, as_of.toordinal(), exclude_invalid)
         run = Evaluation(compiled, dataset, as_of)
         try:
-            results, by_day = parallel.first_pass(run, parallel.workers_for(run, workers))
+            statement = parallel.statement(run, parallel.workers_for(run, workers))
         except EvaluationErrors as err:
             if not exclude_invalid or any(e.subject is None for e in err.errors):
                 raise
@@ -618,8 +627,7 @@ def evaluate(compiled: CompiledContract, dataset: Dataset, as_of: datetime.date,
                 dataset.excluded.setdefault(e.subject, []).append(str(e).removeprefix("evaluation error: "))
             data.drop(compiled.program, dataset, set(dataset.excluded))
             run = Evaluation(compiled, dataset, as_of)
-            results, by_day = parallel.first_pass(run, parallel.workers_for(run, workers))
-        statement = run.statement(results, by_day)
+            statement = parallel.statement(run, parallel.workers_for(run, workers))
         if dataset.excluded:
             statement = attrs.evolve(statement, excluded=tuple(sorted((s, tuple(p)) for s, p in
                                                                       dataset.excluded.items())))
@@ -631,17 +639,17 @@ def write_json(compiled: CompiledContract, dataset: Dataset, as_of: datetime.dat
     subject is formatted in several processes. The bytes are the same either way."""
     from . import parallel
 
+    if dataset.excluded:  # the statement lists the subjects left out: the in-memory statement does
+        evaluate(compiled, dataset, as_of, workers).write_json(out)
+        return
     with decimal.localcontext(exact_context()), no_cycle_collection():
         check_rows(compiled, dataset, as_of.toordinal())
         run = Evaluation(compiled, dataset, as_of)
-        n = parallel.workers_for(run, workers, streaming=True)
-        if dataset.excluded:
-            n = 1  # the statement lists the excluded subjects: take the in-memory path
-        if n > 1 and run.decomposable:
+        n = parallel.workers_for(run, workers)
+        if n > 1 and parallel.finishes_in_parts(run):
             parallel.write_json(run, out, n)
             return
-        results, by_day = parallel.first_pass(run, n)
-        run.statement(results, by_day).write_json(out)
+        parallel.statement(run, n).write_json(out)
 
 
 class OrderedPass:

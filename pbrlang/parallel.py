@@ -9,13 +9,16 @@ holds the chunks day by day, first process first (into a regular file, each
 process copies its own chunks to their places; otherwise the parent writes them
 in order). Because every subject of the first range sorts before every subject
 of the second, this is exactly the single-process order, byte for byte.
-Otherwise each process returns its
-subjects' claims and the parent takes them through the caps and ceilings in
-one ordered pass.
+For the statement in memory, such a contract's other processes send their
+finished payment rows back, grouped by day, and the days are joined first
+range first (`statement`). Otherwise each process returns its subjects'
+claims and the parent takes them through the caps and ceilings in one
+ordered pass.
 """
 
 from __future__ import annotations
 
+import marshal
 import multiprocessing
 import operator
 import os
@@ -31,35 +34,60 @@ from .statement import EMPTY_PAYMENTS_END, PAYMENTS_END
 # Below this many subjects a second process costs more than it saves.
 PARALLEL_FROM = 20_000
 CHUNK = 25_000  # subjects a worker formats before writing them out
+# This process's share of the subjects when the others send their payment rows back to it:
+# reading them back costs it about as much as their writing costs the others.
+FIRST_SHARE = 0.55
 
 _RUN: Evaluation | None = None  # inherited by forked workers
 _RANGES: list[list[tuple]] = []  # likewise: a worker is sent a range's number, never its rows
 
 
-def workers_for(run: Evaluation, requested: int | None, streaming: bool = False) -> int:
-    """How many processes to use. By default more than one only when they can write their own
-    part of the JSON statement: sending millions of payments back to one process costs more
-    than evaluating them there."""
+def workers_for(run: Evaluation, requested: int | None) -> int:
+    """How many processes to use. By default more than one only when they can finish their own
+    subjects' payments (caps all per subject, no ceilings, no `paid`) and the data is large:
+    sending every subject's claims back to one process costs more than evaluating them there."""
     if run.keeps_frames or "fork" not in multiprocessing.get_all_start_methods():
         return 1  # claims that carry a subject's frame stay in this process
     if requested is not None:
         return max(1, requested)
-    if not (streaming and run.decomposable) or len(run.subject_rows) < PARALLEL_FROM:
+    if not finishes_in_parts(run) or len(run.subject_rows) < PARALLEL_FROM:
         return 1
     return max(1, min(2, os.cpu_count() or 1))
 
 
-def _ranges(run: Evaluation, parts: int) -> list[list[tuple]]:
+def finishes_in_parts(run: Evaluation) -> bool:
+    """Whether each process can finish its own subjects' payments (and the statement needs
+    nothing else of them: cohorts' figures need every subject's days)."""
+    return run.decomposable and run.program.cohorts is None
+
+
+def _ranges(run: Evaluation, parts: int, first_share: float | None = None) -> list[list[tuple]]:
+    """Contiguous ranges of the subjects in id order: equal, or the first `first_share` of them
+    and the rest in equal parts."""
     key = run.key_index
     ordered = sorted(run.subject_rows, key=operator.itemgetter(key))
-    size = -(-len(ordered) // parts)
-    return [ordered[i: i + size] for i in range(0, len(ordered), size)] or [[]]
+    if first_share is None or parts < 2:
+        size = -(-len(ordered) // parts)
+        return [ordered[i: i + size] for i in range(0, len(ordered), size)] or [[]]
+    first = round(len(ordered) * first_share)
+    size = -(-(len(ordered) - first) // (parts - 1)) or 1
+    return [ordered[:first]] + [ordered[i: i + size] for i in range(first, len(ordered), size)]
+
+
+def _errors_of(errors: list[EvaluationError]) -> list[tuple]:
+    """Evaluation errors as they cross to another process: what each was built from."""
+    return [(e.message, e.subject, e.span) for e in errors]
+
+
+def _raise_errors(parts_errors) -> None:
+    errors = [EvaluationError(message, subject, span) for errs in parts_errors for message, subject, span in errs]
+    if errors:
+        raise EvaluationErrors(errors)
 
 
 def _first_pass(number: int):
     results, errors = _RUN.first_pass(_RANGES[number])
-    return ([(r.subject, r.eligible, r.days, r.excluded, r.claims) for r in results],
-            [(e.subject, str(e).removeprefix("evaluation error: ")) for e in errors])
+    return [(r.subject, r.eligible, r.days, r.excluded, r.claims) for r in results], _errors_of(errors)
 
 
 def first_pass(run: Evaluation, workers: int) -> tuple[list[SubjectResult], dict | None]:
@@ -78,10 +106,69 @@ def first_pass(run: Evaluation, workers: int) -> tuple[list[SubjectResult], dict
             parts = pool.map(_first_pass, range(len(_RANGES)))
     finally:
         _RUN, _RANGES = None, []
-    errors = [EvaluationError(message, subject) for _, errs in parts for subject, message in errs]
-    if errors:
-        raise EvaluationErrors(errors)
+    _raise_errors(errs for _, errs in parts)
     return [SubjectResult(*r) for results, _ in parts for r in results], None
+
+
+def statement(run: Evaluation, workers: int) -> Statement:
+    """The statement, its first pass split between `workers` processes.
+
+    A contract whose payments finish subject by subject is finished in the processes
+    too. This process evaluates the first range of subjects; the others evaluate the
+    rest a chunk at a time, summing each chunk's days and writing its payment rows,
+    grouped by day, to a file in marshal's format (quick to read back, and nothing
+    for this process to receive while it evaluates). Having done its own range, this
+    process reads the chunks in order as they are done, each day's rows after the
+    earlier ones': the single-process order."""
+    global _RUN, _RANGES
+    if workers <= 1 or not finishes_in_parts(run):
+        results, by_day = first_pass(run, workers)
+        return run.statement(results, by_day)
+    with tempfile.TemporaryDirectory(prefix="pbr-") as folder:
+        _RUN, _RANGES = run, _ranges(run, workers, FIRST_SHARE)
+        jobs = [(i, start, folder) for i in range(1, len(_RANGES)) for start in range(0, len(_RANGES[i]), CHUNK)]
+        try:
+            with multiprocessing.get_context("fork").Pool(workers - 1) as pool:
+                done = pool.imap(_finish_chunk, jobs)  # in order, each as soon as it is finished
+                by_day, totals, evaluated, eligible, errors = _finish(_RANGES[0])
+                errors = [errors]
+                for path, chunk_totals, chunk_evaluated, chunk_eligible, chunk_errors in done:
+                    with open(path, "rb") as handle:
+                        days = marshal.loads(handle.read())
+                    os.remove(path)
+                    for day, rows in days.items():
+                        same_day = by_day.get(day)
+                        if same_day is None:
+                            by_day[day] = rows
+                        else:
+                            same_day.extend(rows)  # this chunk's subjects sort after the earlier ones'
+                    totals.merge(chunk_totals)
+                    evaluated += chunk_evaluated
+                    eligible += chunk_eligible
+                    errors.append(chunk_errors)
+        finally:
+            _RUN, _RANGES = None, []
+    _raise_errors(errors)
+    return run.assemble(by_day, totals, evaluated, eligible)
+
+
+def _finish(rows: list[tuple]) -> tuple:
+    """Subjects' payment rows grouped by day, their totals, and the subjects counted."""
+    run = _RUN
+    by_day: dict[int, list] = {}
+    results, errors = run.first_pass(rows, by_day)
+    totals = Totals(len(run.program.outcomes), run.program.funders)
+    totals.add_days(by_day, sum(1 for r in results if r.claims))
+    return by_day, totals, len(results), sum(1 for r in results if r.eligible), _errors_of(errors)
+
+
+def _finish_chunk(job: tuple) -> tuple:
+    number, start, folder = job
+    by_day, totals, evaluated, eligible, errors = _finish(_RANGES[number][start: start + CHUNK])
+    path = os.path.join(folder, f"rows-{number}-{start}")
+    with open(path, "wb") as out:
+        out.write(marshal.dumps(by_day))  # rows of whole numbers, texts (keys are text), tuples and none
+    return path, totals, evaluated, eligible, errors
 
 
 class _Message(Exception):
@@ -98,13 +185,13 @@ def _format_part(job: tuple) -> tuple:
     path = os.path.join(folder, f"part-{number}.json")
     segments: list[tuple[int, int, int, int]] = []  # (day, chunk, offset, length)
     eligible = 0
-    errors: list[str] = []
+    errors: list[tuple] = []
     with open(path, "wb") as out:
         offset = 0
         for chunk_number, start in enumerate(range(0, len(rows), CHUNK)):
             by_day: dict[int, list[tuple]] = {}
             results, errs = run.first_pass(rows[start: start + CHUNK], by_day)
-            errors.extend((e.subject, str(e).removeprefix("evaluation error: ")) for e in errs)
+            errors.extend(_errors_of(errs))
             eligible += sum(1 for r in results if r.eligible)
             totals.subjects_paid += sum(1 for r in results if r.claims)  # no subject is in two chunks
             for day in sorted(by_day):
@@ -120,9 +207,9 @@ def _format_part(job: tuple) -> tuple:
 def write_json(run: Evaluation, out: TextIO, workers: int) -> None:
     """Evaluate and write the JSON statement, formatting payments in `workers` processes.
 
-    Only for contracts whose payments finish subject by subject (run.decomposable)."""
+    Only for contracts whose payments finish subject by subject (`finishes_in_parts`)."""
     global _RUN, _RANGES
-    assert run.decomposable
+    assert finishes_in_parts(run)
     with tempfile.TemporaryDirectory(prefix="pbr-") as folder:
         _RUN, _RANGES = run, _ranges(run, workers)
         try:
@@ -140,9 +227,7 @@ def write_json(run: Evaluation, out: TextIO, workers: int) -> None:
 def _merge(run: Evaluation, parts: list[tuple], out: TextIO, pool) -> None:
     """Write the statement's head, then the parts' payments day by day, first part first."""
     program = run.program
-    errors = [EvaluationError(message, subject) for part in parts for subject, message in part[5]]
-    if errors:
-        raise EvaluationErrors(errors)
+    _raise_errors(part[5] for part in parts)
     totals = Totals(len(program.outcomes), program.funders)
     for part in parts:
         totals.merge(part[2])

@@ -379,6 +379,12 @@ def _allowed(path, line: str) -> bool:
     return (str(path.relative_to(ROOT)), code) in _ALLOWED
 
 
+# The one reader of a serialised format: the parallel statement reads back, with marshal, the
+# payment rows its own child process wrote into a temporary folder only this user can open
+# (what multiprocessing does with pickle for every result). Never a file a user gives.
+_SERIALISED = {("pbrlang/parallel.py", "marshal")}
+
+
 def test_the_package_source_never_calls_eval_exec_or_compile():
     found, allowed = [], []
     for path in _sources():
@@ -421,7 +427,8 @@ def test_no_name_of_eval_exec_or_compile_is_even_referred_to():
                 found.append(f"{where}: getattr(..., {node.args[1].value!r})")
             elif isinstance(node, (ast.Import, ast.ImportFrom)):
                 names = [a.name for a in node.names] + [getattr(node, "module", None) or ""]
-                if any(n in ("builtins", "code", "codeop", "pickle", "marshal", "subprocess") for n in names):
+                if any(n in ("builtins", "code", "codeop", "pickle", "marshal", "subprocess") for n in names) \
+                        and not (len(names) == 2 and (str(path.relative_to(ROOT)), names[0]) in _SERIALISED):
                     found.append(f"{where}: imports {names}")
     assert not found, "\n".join(found)
 
