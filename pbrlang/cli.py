@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import gc
 import os
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import attrs
 
-from .contract import check_file, load
+from .contract import _as_of, check_file, load
 from .errors import ContractError, PbrError, UsageError
 
 
@@ -68,14 +69,21 @@ def _write(text: str, output: str | None) -> None:
 
 
 def _stream(write, output: str | None) -> None:
-    if output:
-        try:
-            with open(output, "w", encoding="utf-8", newline="") as out:
-                write(out)
-        except OSError as err:
-            raise UsageError(f"{output}: cannot be written ({err.strerror})") from None
-    else:
-        write(sys.stdout)
+    with _opened(output) as out:
+        write(out)
+
+
+@contextlib.contextmanager
+def _opened(output: str | None):
+    """The output as a text stream: the file (created now) or standard output."""
+    if not output:
+        yield sys.stdout
+        return
+    try:
+        with open(output, "w", encoding="utf-8", newline="") as out:
+            yield out
+    except OSError as err:
+        raise UsageError(f"{output}: cannot be written ({err.strerror})") from None
 
 
 def _warnings(contract) -> None:
@@ -98,6 +106,16 @@ def run(argv: list[str] | None = None) -> int:
         if getattr(args, "explain", False) and args.format != "json":
             raise UsageError("--explain adds a reason to each payment of the json statement: use --format json")
         exclude = getattr(args, "exclude_invalid", False)
+        if args.command == "eval" and args.format == "json" and not args.explain and not args.paid and not exclude:
+            # Large data: each process loads and evaluates its own range of subjects.
+            from . import parallel
+
+            warnings = parallel.write_json_split(contract.compiled, args.data, _as_of(args.as_of),
+                                                 lambda: _opened(args.output), args.workers)
+            if warnings is not None:
+                for w in warnings:
+                    print(f"warning: {w}", file=sys.stderr)
+                return 0
         dataset = contract.load_data(args.data, exclude)
         for w in dataset.warnings:
             print(f"warning: {w}", file=sys.stderr)

@@ -15,6 +15,7 @@ import json
 import operator
 import re
 from decimal import Decimal
+from itertools import compress
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -81,6 +82,33 @@ class _Gathered:
                 else:
                     group.append(row)
         return rows
+
+
+class Part:
+    """The subjects whose ids fall in `low <= id < high` (None: no bound), and the rows that are
+    theirs: each table's rows are chosen by the field holding the subject's id (`fields`: table
+    -> that field's index; the subject table's key, or a reference to it). A row with no id there
+    goes with the first part. Tables not in `fields` are loaded whole."""
+
+    def __init__(self, low: str | None, high: str | None, fields: dict[str, int]):
+        self.low, self.high, self.fields = low, high, fields
+
+    def holds(self, value) -> bool:
+        if value is None:
+            return self.low is None
+        return (self.low is None or self.low <= value) and (self.high is None or value < self.high)
+
+    def chosen(self, cells: list[str]) -> list[bool]:
+        """Which of a column's cells (text as read; empty: no id) are this part's."""
+        if self.low is None:
+            return list(map(self.high.__gt__, cells)) if self.high is not None else [True] * len(cells)
+        if self.high is None:
+            return list(map(self.low.__le__, cells))
+        return [self.low <= c < self.high for c in cells]
+
+    def rows(self, table: str, rows: list[tuple]) -> list[tuple]:
+        i = self.fields.get(table)
+        return rows if i is None else [r for r in rows if self.holds(r[i])]
 
 
 @attrs.define
@@ -231,7 +259,7 @@ CSV_CHUNK = 50_000
 
 
 def _rows_from_csv(text: str, file: str, info: TableInfo, problems: _Collector, warnings: list[str],
-                   gathered: _Gathered):
+                   gathered: _Gathered, part: Part | None = None):
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
         header = next(reader)
@@ -249,18 +277,20 @@ def _rows_from_csv(text: str, file: str, info: TableInfo, problems: _Collector, 
     if '"' not in text and "\n\n" not in body and "\r\n\r\n" not in body and not body.startswith(("\n", "\r")):
         # No quoted cell (so none spans lines) and no blank line: row n is on line n + 1.
         if "\r" not in body:
-            return _split_rows(body, "\n", plan, file, problems, gathered)
+            return _split_rows(body, "\n", plan, file, problems, gathered, part)
         if body.count("\r") == body.count("\n") == body.count("\r\n"):
-            return _split_rows(body, "\r\n", plan, file, problems, gathered)
+            return _split_rows(body, "\r\n", plan, file, problems, gathered, part)
         # Line ends of more than one kind: the csv module reads it, as any other file.
     numbered = [(reader.line_num, r) for r in _safe_csv(reader, file, problems)]
     # A blank line is not a row.
     width = len(header)
     numbered = [(n, r) for n, r in numbered if r and not (len(r) == 1 and r[0] == "" and width > 1)]
-    return gathered.add(_typed_rows(plan, [r for _, r in numbered], [n for n, _ in numbered], file, problems))
+    rows = _typed_rows(plan, [r for _, r in numbered], [n for n, _ in numbered], file, problems)
+    return gathered.add(part.rows(info.name, rows) if part is not None else rows)
 
 
-def _split_rows(body: str, newline: str, plan, file: str, problems: _Collector, gathered: _Gathered) -> list[tuple]:
+def _split_rows(body: str, newline: str, plan, file: str, problems: _Collector, gathered: _Gathered,
+                part: Part | None = None) -> list[tuple]:
     """The rows of a CSV body with no quote and no blank line, split by C-level string methods.
 
     With no quoted cell, a row is the text between line ends and a cell the text between
@@ -270,6 +300,8 @@ def _split_rows(body: str, newline: str, plan, file: str, problems: _Collector, 
     limit, is read by the csv module, to report exactly what it reports."""
     info, converters, width = plan
     commas = operator.methodcaller("count", ",")
+    # Only a part of the subjects: the rows of the others are left before their cells are converted.
+    chosen_at = None if part is None or info.name not in part.fields else converters[part.fields[info.name]][1]
     size = CSV_CHUNK * 40  # characters: about CSV_CHUNK rows of a narrow table
     rows: list[tuple] = []
     line = 2  # of the piece's first row
@@ -285,7 +317,13 @@ def _split_rows(body: str, newline: str, plan, file: str, problems: _Collector, 
         line += len(lines)
         if set(map(commas, lines)) == {width - 1} and max(map(len, lines)) <= csv.field_size_limit():
             cells = ",".join(lines).split(",")
-            typed = _typed_columns([cells[p::width] for p in range(width)], numbers, info, converters)
+            columns, kept = [cells[p::width] for p in range(width)], numbers
+            if chosen_at is not None:
+                chosen = part.chosen(columns[chosen_at])
+                if not all(chosen):
+                    columns = [list(compress(c, chosen)) for c in columns]
+                    kept = list(compress(numbers, chosen))
+            typed = _typed_columns(columns, kept, info, converters)
             if typed is not None:
                 rows.extend(gathered.add(typed))
                 continue
@@ -296,7 +334,8 @@ def _split_rows(body: str, newline: str, plan, file: str, problems: _Collector, 
             raw.extend(reader)
         except csv.Error as err:
             error = f"cannot be read as CSV: {err}"
-        rows.extend(gathered.add(_typed_rows(plan, raw, numbers[:len(raw)], file, problems)))
+        typed = _typed_rows(plan, raw, numbers[:len(raw)], file, problems)
+        rows.extend(gathered.add(part.rows(info.name, typed) if part is not None else typed))
         if error is not None:
             problems.add(file, numbers[reader.line_num - 1], None, error)
             return rows  # as the csv module stops reading a file there
@@ -496,16 +535,18 @@ def find_files(paths: Iterable[str | Path]) -> dict[str, Path]:
     return found
 
 
-def load(program: Program, sources: Mapping[str, Any] | Iterable[str | Path], exclude_invalid: bool = False) -> Dataset:
+def load(program: Program, sources: Mapping[str, Any] | Iterable[str | Path], exclude_invalid: bool = False,
+         part: Part | None = None) -> Dataset:
     """Load every table the contract declares, from paths or in-memory records, and validate it.
 
     By default any broken row rejects the run. With `exclude_invalid`, a broken row
     that belongs to a subject leaves that subject (and all its rows) out, and the
     dataset lists every excluded subject with its problems; a problem that belongs
     to no subject (a missing column, a calendar row, a reference to a subject that
-    does not exist) still rejects the run."""
+    does not exist) still rejects the run. With `part`, only those subjects' rows are
+    loaded (see Part)."""
     with no_cycle_collection():
-        return _load(program, sources, exclude_invalid)
+        return _load(program, sources, exclude_invalid, part)
 
 
 class no_cycle_collection:
@@ -532,7 +573,8 @@ class no_cycle_collection:
             gc.enable()
 
 
-def _load(program: Program, sources: Mapping[str, Any] | Iterable[str | Path], exclude_invalid: bool) -> Dataset:
+def _load(program: Program, sources: Mapping[str, Any] | Iterable[str | Path], exclude_invalid: bool,
+          part: Part | None = None) -> Dataset:
     problems = _Collector(limit=10**9 if exclude_invalid else MAX_PROBLEMS)
     warnings: list[str] = []
     if isinstance(sources, Mapping):
@@ -560,16 +602,18 @@ def _load(program: Program, sources: Mapping[str, Any] | Iterable[str | Path], e
             file = str(path)
             gathered = _Gathered(info)
             if path.suffix == ".jsonl":
-                rows = gathered.add(_rows_from_jsonl(text, file, info, problems, warnings))
+                rows = _rows_from_jsonl(text, file, info, problems, warnings)
+                rows = gathered.add(part.rows(name, rows) if part is not None else rows)
             else:
-                rows = _rows_from_csv(text, file, info, problems, warnings, gathered)
+                rows = _rows_from_csv(text, file, info, problems, warnings, gathered, part)
         else:
             file = f"<{name}>"
             gathered = _Gathered(info)
             try:
                 if exclude_invalid:
                     src = given[name] = list(src)  # kept, to find a broken record's subject
-                rows = gathered.add(_rows_from_records(src, name, info, problems, warnings))
+                rows = _rows_from_records(src, name, info, problems, warnings)
+                rows = gathered.add(part.rows(name, rows) if part is not None else rows)
             except TypeError:
                 problems.add(file, None, None, "expected an iterable of records (mappings)")
                 continue

@@ -114,6 +114,13 @@ def _fields_named(node: n.Expr, info) -> list[str]:
     return found
 
 
+def decomposable(program) -> bool:
+    """Whether a subject's payments can be finished on their own: every cap per subject, no
+    ceilings, nothing that reads what was paid to others (`paid`)."""
+    return (all("subject" in c.scopes for c in program.caps) and not program.ceilings
+            and not any(o.deferred for o in program.outcomes))
+
+
 class Evaluation:
     """One evaluation of a compiled contract over one dataset at one as-of day."""
 
@@ -155,11 +162,7 @@ class Evaluation:
         # When every cap is per subject and nothing is shared between subjects (no
         # ceilings, no `paid`), a subject's payments can be finished in the first
         # pass: that is what lets the work be split between processes.
-        self.decomposable = (
-            all("subject" in c.scopes for c in self.program.caps)
-            and not self.program.ceilings
-            and not any(o.deferred for o in self.program.outcomes)
-        )
+        self.decomposable = decomposable(self.program)
         self.ordered = OrderedPass(self)
         self.keeps_frames = any(o.deferred or o.reports for o in compiled.outcomes)
         # What the per-subject loops need of each outcome, looked up once.

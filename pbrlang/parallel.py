@@ -18,6 +18,7 @@ ordered pass.
 
 from __future__ import annotations
 
+import decimal
 import marshal
 import multiprocessing
 import operator
@@ -26,8 +27,10 @@ import stat
 import tempfile
 from typing import TextIO
 
-from .errors import EvaluationError, EvaluationErrors
-from .evaluator import Evaluation, SubjectResult
+from .data import no_cycle_collection
+from .errors import EvaluationError, EvaluationErrors, UsageError
+from .evaluator import Evaluation, SubjectResult, check_rows, decomposable
+from .money import exact_context
 from .statement import FIRST_PAYMENT, PAYMENT_SEPARATOR, LineFormatter, Statement, Totals, head_json
 from .statement import EMPTY_PAYMENTS_END, PAYMENTS_END
 
@@ -178,8 +181,12 @@ class _Message(Exception):
 
 def _format_part(job: tuple) -> tuple:
     number, folder = job
-    rows = _RANGES[number]
-    run = _RUN
+    return _format(_RUN, _RANGES[number], number, folder)
+
+
+def _format(run: Evaluation, rows: list[tuple], number: int, folder: str) -> tuple:
+    """Evaluate subjects (in id order) a chunk at a time, and write their payments' JSON lines to
+    this part's file, each chunk's grouped by day; where each day's lines are, and the totals."""
     formatter = LineFormatter(tuple(o.name for o in run.program.outcomes), False)
     totals = Totals(len(run.program.outcomes), run.program.funders)
     path = os.path.join(folder, f"part-{number}.json")
@@ -222,6 +229,131 @@ def write_json(run: Evaluation, out: TextIO, workers: int) -> None:
                 _merge(run, parts, out, pool)
         finally:
             _RUN, _RANGES = None, []
+
+
+def id_fields(compiled) -> dict[str, int] | None:
+    """Where each table holds the subject's id (table -> field index: the subject table's key, or
+    a table's one reference to it), when a range of subjects can be loaded and evaluated on its
+    own: no definition over every subject, no table reaching subjects through another table, and
+    nothing read of those tables but a subject's own records. Otherwise None."""
+    program = compiled.program
+    if program.subject is None or program.cohorts is not None or compiled.global_lets \
+            or any(o.deferred or o.reports for o in compiled.outcomes) or not decomposable(program):
+        return None
+    subject = program.subject.table
+    info = program.tables[subject]
+    fields = {subject: info.field(info.key).index}
+    for name, table in program.tables.items():
+        if table.virtual:
+            return None
+        refs = [f.index for f in table.fields if f.references == subject]
+        if name != subject and len(refs) > 1:
+            return None
+        if name != subject and refs:
+            fields[name] = refs[0]
+    for name, table in program.tables.items():
+        if any(f.references in fields and f.references != subject for f in table.fields):
+            return None  # its rows belong to subjects through another table's rows
+    for spec in compiled.indexes:
+        if spec[1] in fields and not (spec[0] == "children" and spec[1] != subject and spec[2] == fields[spec[1]]):
+            return None  # all of a table's rows, or its rows grouped by something else than the subject
+    return fields
+
+
+def _boundaries(text: str, key: str, parts: int) -> list[str] | None:
+    """Ids that cut the subjects into `parts` ranges of about the same size, from a sample of the
+    subject table's key column; None when the file is not plain (quotes, carriage returns)."""
+    if '"' in text or "\r" in text:
+        return None
+    lines = text.split("\n")
+    header = lines[0].split(",")
+    if key not in header or len(lines) < 3:
+        return None
+    at = header.index(key)
+    step = max(1, (len(lines) - 1) // 20_000)
+    sample = sorted(line.split(",")[at] for line in lines[1::step] if line.count(",") == len(header) - 1)
+    cuts = [sample[len(sample) * k // parts] for k in range(1, parts)] if sample else []
+    if not cuts or "" in cuts or len(set(cuts)) < len(cuts):
+        return None
+    return cuts
+
+
+_SPLIT: tuple = ()  # (compiled, files, as_of, parts, folder): inherited by forked workers
+
+
+def write_json_split(compiled, sources, as_of, opener, workers: int | None = None) -> list[str] | None:
+    """The JSON statement straight from CSV files, each process loading, checking and evaluating
+    only its own range of subjects (and their rows), so that reading the data is shared too.
+
+    The ranges are cut by ids, so every subject of one range sorts before every subject of the
+    next, and the parts are merged as `write_json` merges them: the same bytes. `opener()` gives
+    the output (a context manager), opened only once every part has loaded. Returns the data's
+    warnings; None, having written nothing, when this does not apply (a contract or data of
+    another shape, one process, fewer than PARALLEL_FROM subjects) or some part's data is
+    wrong, so that loading it whole reports the problems as usual."""
+    global _SPLIT
+    from .data import Part, find_files
+
+    if "fork" not in multiprocessing.get_all_start_methods() or workers == 1:
+        return None
+    fields = id_fields(compiled)
+    if fields is None:
+        return None
+    try:
+        files = find_files(sources)
+    except UsageError:
+        return None
+    program = compiled.program
+    if set(files) != set(program.tables) or any(files[name].suffix != ".csv" for name in files):
+        return None
+    try:
+        text = files[program.subject.table].read_bytes().decode("utf-8-sig")
+    except (OSError, UnicodeDecodeError):
+        return None
+    if workers is None:
+        if text.count("\n") < PARALLEL_FROM:
+            return None
+        workers = max(1, min(2, os.cpu_count() or 1))
+    cuts = _boundaries(text, program.tables[program.subject.table].key, workers) if workers > 1 else None
+    del text
+    if cuts is None:
+        return None
+    bounds = [None] + cuts + [None]
+    parts = [Part(bounds[i], bounds[i + 1], fields) for i in range(workers)]
+    with decimal.localcontext(exact_context()), no_cycle_collection(), \
+            tempfile.TemporaryDirectory(prefix="pbr-") as folder:
+        _SPLIT = (compiled, files, as_of, parts, folder)
+        try:
+            with multiprocessing.get_context("fork").Pool(workers - 1) as pool:
+                pending = pool.map_async(_load_and_format, range(1, workers))
+                first = _load_and_format(0, keep_run=True)
+                others = pending.get()
+                if first is None or any(part is None for part in others):
+                    return None  # some data is wrong: loaded whole, it is reported as usual
+                run, warnings, formatted = first
+                with opener() as out:
+                    _merge(run, [formatted] + [part[2] for part in others], out, pool)
+        finally:
+            _SPLIT = ()
+    return warnings
+
+
+def _load_and_format(number: int, keep_run: bool = False):
+    """Load, check and evaluate one range of subjects and write its part of the statement;
+    None when its data is wrong."""
+    from .data import load
+    from .errors import DataError
+
+    compiled, files, as_of, parts, folder = _SPLIT
+    try:
+        dataset = load(compiled.program, list(files.values()), part=parts[number])
+        check_rows(compiled, dataset, as_of.toordinal())
+        run = Evaluation(compiled, dataset, as_of)
+    except (DataError, EvaluationError):
+        return None
+    rows = sorted(run.subject_rows, key=operator.itemgetter(run.key_index))
+    formatted = _format(run, rows, number, folder)
+    return (run if keep_run else None), list(dataset.warnings), formatted
 
 
 def _merge(run: Evaluation, parts: list[tuple], out: TextIO, pool) -> None:
