@@ -8,7 +8,8 @@ measures, as the median of several runs:
   - end to end: `pbr eval ... --format json --output FILE` and `baseline_wp.py
     ... --output FILE` as separate processes (wall time, and peak memory: the
     largest total resident memory of the process and its children, sampled);
-  - phases in one process: load (read and check the tables), evaluate, write
+  - phases, one after the other in one script: load (read and check the tables), evaluate
+    (pbrlang: both cores from 20,000 subjects), write
     the JSON; for the baseline: read its CSV files, evaluate, write;
 and, once, the contract's load time: cold `pbr check` (a new process) and warm
 parse + check + compile (in a process that has loaded a contract before).
@@ -199,7 +200,8 @@ def main() -> None:
         print(f"| {size:,} | {ep:.2f} s | {eb:.2f} s | {ep / eb:.2f} | {mp / 1024:.0f} MB | {mb / 1024:.0f} MB | "
               f"{'yes' if agree else 'NO'} |")
     print()
-    print("Phases in one process (pbrlang: load and check the tables, evaluate, write the JSON; baseline: read "
+    print("Phases, one after the other in one script (pbrlang: load and check the tables, evaluate (both cores "
+          "from 20,000 subjects), write the JSON; baseline: read "
           "the CSV files, evaluate, write):")
     print()
     print("| participants | pbrlang load | baseline read | pbrlang evaluate | baseline evaluate | ratio | "
