@@ -106,7 +106,10 @@ def run(argv: list[str] | None = None) -> int:
         if getattr(args, "explain", False) and args.format != "json":
             raise UsageError("--explain adds a reason to each payment of the json statement: use --format json")
         exclude = getattr(args, "exclude_invalid", False)
-        if args.command == "eval" and args.format == "json" and not args.explain and not args.paid and not exclude:
+        # The JSON statement as it is made, not held in memory: nothing to add to it afterwards.
+        streamed = args.command == "eval" and args.format == "json" and not args.explain and not args.paid \
+            and not exclude
+        if streamed:
             # Large data: each process loads and evaluates its own range of subjects.
             from . import parallel
 
@@ -125,7 +128,7 @@ def run(argv: list[str] | None = None) -> int:
             found = explain.explain(contract, dataset, args.as_of, args.subject)
             _write(found.to_json() if args.format == "json" else found.to_text(), args.output)
             return 0
-        if args.format == "json" and not args.explain and not args.paid and not exclude:
+        if streamed:
             _stream(lambda out: contract.write_json(dataset, args.as_of, out, args.workers), args.output)
             return 0
         statement = contract.evaluate(dataset, args.as_of, args.workers, exclude)

@@ -111,6 +111,9 @@ class Part:
         return rows if i is None else [r for r in rows if self.holds(r[i])]
 
 
+WHOLE = Part(None, None, {})  # every subject: every row of every table
+
+
 @attrs.define
 class Dataset:
     tables: dict[str, Table]
@@ -259,7 +262,7 @@ CSV_CHUNK = 50_000
 
 
 def _rows_from_csv(text: str, file: str, info: TableInfo, problems: _Collector, warnings: list[str],
-                   gathered: _Gathered, part: Part | None = None):
+                   gathered: _Gathered, part: Part = WHOLE):
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
         header = next(reader)
@@ -286,11 +289,11 @@ def _rows_from_csv(text: str, file: str, info: TableInfo, problems: _Collector, 
     width = len(header)
     numbered = [(n, r) for n, r in numbered if r and not (len(r) == 1 and r[0] == "" and width > 1)]
     rows = _typed_rows(plan, [r for _, r in numbered], [n for n, _ in numbered], file, problems)
-    return gathered.add(part.rows(info.name, rows) if part is not None else rows)
+    return gathered.add(part.rows(info.name, rows))
 
 
 def _split_rows(body: str, newline: str, plan, file: str, problems: _Collector, gathered: _Gathered,
-                part: Part | None = None) -> list[tuple]:
+                part: Part = WHOLE) -> list[tuple]:
     """The rows of a CSV body with no quote and no blank line, split by C-level string methods.
 
     With no quoted cell, a row is the text between line ends and a cell the text between
@@ -301,7 +304,7 @@ def _split_rows(body: str, newline: str, plan, file: str, problems: _Collector, 
     info, converters, width = plan
     commas = operator.methodcaller("count", ",")
     # Only a part of the subjects: the rows of the others are left before their cells are converted.
-    chosen_at = None if part is None or info.name not in part.fields else converters[part.fields[info.name]][1]
+    chosen_at = converters[part.fields[info.name]][1] if info.name in part.fields else None
     size = CSV_CHUNK * 40  # characters: about CSV_CHUNK rows of a narrow table
     rows: list[tuple] = []
     line = 2  # of the piece's first row
@@ -335,7 +338,7 @@ def _split_rows(body: str, newline: str, plan, file: str, problems: _Collector, 
         except csv.Error as err:
             error = f"cannot be read as CSV: {err}"
         typed = _typed_rows(plan, raw, numbers[:len(raw)], file, problems)
-        rows.extend(gathered.add(part.rows(info.name, typed) if part is not None else typed))
+        rows.extend(gathered.add(part.rows(info.name, typed)))
         if error is not None:
             problems.add(file, numbers[reader.line_num - 1], None, error)
             return rows  # as the csv module stops reading a file there
@@ -536,7 +539,7 @@ def find_files(paths: Iterable[str | Path]) -> dict[str, Path]:
 
 
 def load(program: Program, sources: Mapping[str, Any] | Iterable[str | Path], exclude_invalid: bool = False,
-         part: Part | None = None) -> Dataset:
+         part: Part = WHOLE) -> Dataset:
     """Load every table the contract declares, from paths or in-memory records, and validate it.
 
     By default any broken row rejects the run. With `exclude_invalid`, a broken row
@@ -574,7 +577,7 @@ class no_cycle_collection:
 
 
 def _load(program: Program, sources: Mapping[str, Any] | Iterable[str | Path], exclude_invalid: bool,
-          part: Part | None = None) -> Dataset:
+          part: Part = WHOLE) -> Dataset:
     problems = _Collector(limit=10**9 if exclude_invalid else MAX_PROBLEMS)
     warnings: list[str] = []
     if isinstance(sources, Mapping):
@@ -602,8 +605,7 @@ def _load(program: Program, sources: Mapping[str, Any] | Iterable[str | Path], e
             file = str(path)
             gathered = _Gathered(info)
             if path.suffix == ".jsonl":
-                rows = _rows_from_jsonl(text, file, info, problems, warnings)
-                rows = gathered.add(part.rows(name, rows) if part is not None else rows)
+                rows = gathered.add(part.rows(name, _rows_from_jsonl(text, file, info, problems, warnings)))
             else:
                 rows = _rows_from_csv(text, file, info, problems, warnings, gathered, part)
         else:
@@ -612,8 +614,7 @@ def _load(program: Program, sources: Mapping[str, Any] | Iterable[str | Path], e
             try:
                 if exclude_invalid:
                     src = given[name] = list(src)  # kept, to find a broken record's subject
-                rows = _rows_from_records(src, name, info, problems, warnings)
-                rows = gathered.add(part.rows(name, rows) if part is not None else rows)
+                rows = gathered.add(part.rows(name, _rows_from_records(src, name, info, problems, warnings)))
             except TypeError:
                 problems.add(file, None, None, "expected an iterable of records (mappings)")
                 continue

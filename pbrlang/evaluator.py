@@ -114,6 +114,14 @@ def _fields_named(node: n.Expr, info) -> list[str]:
     return found
 
 
+def in_payment_order(by_day: dict[int, list]) -> list[tuple]:
+    """Payment rows grouped by day (each day's in payment order), one list, day after day."""
+    rows: list[tuple] = []
+    for day in sorted(by_day):
+        rows.extend(by_day[day])
+    return rows
+
+
 def decomposable(program) -> bool:
     """Whether a subject's payments can be finished on their own: every cap per subject, no
     ceilings, nothing that reads what was paid to others (`paid`)."""
@@ -485,8 +493,8 @@ class Evaluation:
                         else:
                             same_day.append(c)
             totals.add_days(by_day, sum(1 for r in results if r.claims))
-            return self.assemble(by_day, totals, len(results), sum(1 for r in results if r.eligible),
-                                 self._blocks(results))
+            return self.assemble(in_payment_order(by_day), totals, len(results),
+                                 sum(1 for r in results if r.eligible), self._blocks(results))
         # Subjects arrive in id order and each subject's claims in contract order, so one
         # bucket per day keeps payment order without sorting millions of claims.
         buckets: dict[int, list] = {}
@@ -505,17 +513,14 @@ class Evaluation:
                 if row is not None:
                     append(row)
         totals.add(rows)
-        return self.assemble({0: rows}, totals, len(results), sum(1 for r in results if r.eligible),
+        return self.assemble(rows, totals, len(results), sum(1 for r in results if r.eligible),
                              self._blocks(results))
 
-    def assemble(self, by_day: dict[int, list], totals: Totals, evaluated: int, eligible: int,
+    def assemble(self, rows: list[tuple], totals: Totals, evaluated: int, eligible: int,
                  blocks: tuple = ()) -> Statement:
-        """The statement of finished payment rows grouped by day (each day's in payment order),
-        with their totals already summed and the subjects counted."""
+        """The statement of finished payment rows in payment order, with their totals already
+        summed and the subjects counted."""
         program = self.program
-        rows: list[tuple] = []
-        for day in sorted(by_day):
-            rows.extend(by_day[day])
         statement = Statement(
             contract=program.name,
             as_of=self.as_of_date,

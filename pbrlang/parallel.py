@@ -27,9 +27,9 @@ import stat
 import tempfile
 from typing import TextIO
 
-from .data import no_cycle_collection
-from .errors import EvaluationError, EvaluationErrors, UsageError
-from .evaluator import Evaluation, SubjectResult, check_rows, decomposable
+from .data import Part, find_files, load, no_cycle_collection
+from .errors import DataError, EvaluationError, EvaluationErrors, UsageError
+from .evaluator import Evaluation, SubjectResult, check_rows, decomposable, in_payment_order
 from .money import exact_context
 from .statement import FIRST_PAYMENT, PAYMENT_SEPARATOR, LineFormatter, Statement, Totals, head_json
 from .statement import EMPTY_PAYMENTS_END, PAYMENTS_END
@@ -152,7 +152,7 @@ def statement(run: Evaluation, workers: int) -> Statement:
         finally:
             _RUN, _RANGES = None, []
     _raise_errors(errors)
-    return run.assemble(by_day, totals, evaluated, eligible)
+    return run.assemble(in_payment_order(by_day), totals, evaluated, eligible)
 
 
 def _finish(rows: list[tuple]) -> tuple:
@@ -238,7 +238,7 @@ def id_fields(compiled) -> dict[str, int] | None:
     nothing read of those tables but a subject's own records. Otherwise None."""
     program = compiled.program
     if program.subject is None or program.cohorts is not None or compiled.global_lets \
-            or any(o.deferred or o.reports for o in compiled.outcomes) or not decomposable(program):
+            or any(o.reports for o in compiled.outcomes) or not decomposable(program):
         return None
     subject = program.subject.table
     info = program.tables[subject]
@@ -292,8 +292,6 @@ def write_json_split(compiled, sources, as_of, opener, workers: int | None = Non
     another shape, one process, fewer than PARALLEL_FROM subjects) or some part's data is
     wrong, so that loading it whole reports the problems as usual."""
     global _SPLIT
-    from .data import Part, find_files
-
     if "fork" not in multiprocessing.get_all_start_methods() or workers == 1:
         return None
     fields = id_fields(compiled)
@@ -341,12 +339,9 @@ def write_json_split(compiled, sources, as_of, opener, workers: int | None = Non
 def _load_and_format(number: int, keep_run: bool = False):
     """Load, check and evaluate one range of subjects and write its part of the statement;
     None when its data is wrong."""
-    from .data import load
-    from .errors import DataError
-
     compiled, files, as_of, parts, folder = _SPLIT
     try:
-        dataset = load(compiled.program, list(files.values()), part=parts[number])
+        dataset = load(compiled.program, files, part=parts[number])
         check_rows(compiled, dataset, as_of.toordinal())
         run = Evaluation(compiled, dataset, as_of)
     except (DataError, EvaluationError):
