@@ -5,10 +5,11 @@ Subjects are cut into contiguous ranges of their sorted ids, one per process
 contract's payments can be finished subject by subject (every cap per
 subject, no ceilings, no `paid`), each process also writes its payments' JSON
 lines, in chunks of subjects, each chunk grouped by day; the statement then
-holds the chunks day by day, first process first (into a regular file, each
-process copies its own chunks to their places; otherwise the parent writes them
-in order). Because every subject of the first range sorts before every subject
-of the second, this is exactly the single-process order, byte for byte.
+holds the chunks day by day, first process first (into a regular file, the
+kernel copies each part's chunks to their places, a thread per part; otherwise
+the parent writes them in order). Because every subject of the first range
+sorts before every subject of the second, this is exactly the single-process
+order, byte for byte.
 For the statement in memory, such a contract's other processes send their
 finished payment rows back, grouped by day, and the days are joined first
 range first (`statement`). Otherwise each process returns its subjects'
@@ -25,6 +26,7 @@ import operator
 import os
 import stat
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from typing import TextIO
 
 from .data import Part, find_files, load, no_cycle_collection
@@ -226,7 +228,7 @@ def write_json(run: Evaluation, out: TextIO, workers: int) -> None:
                 pending = pool.map_async(_format_part, jobs[1:])
                 first = _format_part(jobs[0])
                 parts = [first] + pending.get()
-                _merge(run, parts, out, pool)
+            _merge(run, parts, out)
         finally:
             _RUN, _RANGES = None, []
 
@@ -328,9 +330,9 @@ def write_json_split(compiled, sources, as_of, opener, workers: int | None = Non
                 others = pending.get()
                 if first is None or any(part is None for part in others):
                     return None  # some data is wrong: loaded whole, it is reported as usual
-                run, warnings, formatted = first
-                with opener() as out:
-                    _merge(run, [formatted] + [part[2] for part in others], out, pool)
+            run, warnings, formatted = first
+            with opener() as out:
+                _merge(run, [formatted] + [part[2] for part in others], out)
         finally:
             _SPLIT = ()
     return warnings
@@ -351,7 +353,7 @@ def _load_and_format(number: int, keep_run: bool = False):
     return (run if keep_run else None), list(dataset.warnings), formatted
 
 
-def _merge(run: Evaluation, parts: list[tuple], out: TextIO, pool) -> None:
+def _merge(run: Evaluation, parts: list[tuple], out: TextIO) -> None:
     """Write the statement's head, then the parts' payments day by day, first part first."""
     program = run.program
     _raise_errors(part[5] for part in parts)
@@ -396,16 +398,17 @@ def _merge(run: Evaluation, parts: list[tuple], out: TextIO, pool) -> None:
     target = _regular_file(raw)
     if target is not None:
         raw.flush()
-        # Into a regular file, each process has the kernel copy its own part's bytes to their
-        # places in the statement, side by side (no trip through Python, half the time).
+        # Into a regular file, the kernel copies each part's bytes to their places in the
+        # statement, one thread per part, side by side (no trip through Python; a thread, not
+        # a worker process: the workers were forked before the output was opened).
         at = raw.tell()
         placed: list[list[tuple]] = [[] for _ in parts]
         for i, offset, length in order[1:]:
             placed[i].append((offset, length, at))
             at += length
-        pending = pool.map_async(_place, [(parts[i][0], target, placed[i]) for i in range(1, len(parts))])
-        done = _place((parts[0][0], target, placed[0]))
-        if all(pending.get()) and done:
+        with ThreadPoolExecutor(len(parts)) as threads:
+            done = list(threads.map(_place, [(part[0], target, placed[i]) for i, part in enumerate(parts)]))
+        if all(done):
             raw.seek(at)
             out.write(PAYMENTS_END)
             return

@@ -148,7 +148,7 @@ def test_a_streamed_statement_lists_the_subjects_its_loaded_data_left_out():
 
 # ---- each process loading only its own subjects -------------------------------------------------
 
-def test_each_process_loading_its_own_range_of_subjects_gives_the_same_bytes(tmp_path):
+def test_each_process_loading_its_own_range_of_subjects_gives_the_same_bytes(tmp_path, monkeypatch):
     from conftest import pbr
 
     folder = gen.generate("work-programme", tmp_path, 3000, seed=23)
@@ -164,10 +164,16 @@ def test_each_process_loading_its_own_range_of_subjects_gives_the_same_bytes(tmp
     # The same, called directly: it did load in ranges (None would mean it fell back to loading whole).
     from pbrlang import parallel
 
+    # Every part is copied into place by the kernel: none falls back to going through Python
+    # (the output is opened after the workers were forked, so they cannot write to it).
+    placed = []
+    place = parallel._place
+    monkeypatch.setattr(parallel, "_place", lambda job: placed.append(place(job)) or placed[-1])
     out = tmp_path / "direct.json"
     warnings = parallel.write_json_split(contract.compiled, [folder], as_of,
                                          lambda: open(out, "w", encoding="utf-8", newline=""), 2)
     assert warnings == [] and out.read_bytes() == one
+    assert placed == [True, True]
 
 
 def test_the_ranges_hold_every_row_once_and_only_their_subjects_rows(tmp_path):
