@@ -319,6 +319,11 @@ class Evaluation:
 
         result = partial(tuple.__new__, SubjectResult)  # a SubjectResult, with no Python-level __new__ to run
         limits_of = self._limits
+        if one_cap is not None:
+            cap_index, cap_name, fixed = one_cap
+            # Its limit set per subject: looked up by value, each distinct value converted once.
+            limit_of = compiled.cap_limits[cap_index] if fixed is None else None
+            limit_get = self.limit_pence.get
 
         def simple_subject(row: tuple) -> SubjectResult:
             fr = template[:]
@@ -351,27 +356,66 @@ class Evaluation:
             if not claims:
                 return result((key, True, days_of(fr), (), ()))
             claims.sort()  # day, contract order, occurrence: never equal, so the tariff never decides
-            limits = limits_of(fr)
-            if one_cap is not None:
-                # One cap over every outcome, one funder: its room as a number, nothing looked up per payment.
-                i, name, fixed = one_cap
-                room = limits[i] if fixed is None else fixed
-                rows = []
-                for day, outcome, occurrence, pence in claims:
+            return result((key, True, days_of(fr), (), tuple(finish(key, claims, limits_of(fr), fr))))
+
+        def one_cap_subject(row: tuple) -> SubjectResult:
+            """simple_subject with one cap over every outcome and one funder. A subject's
+            payments are made as rows at once, each whole; only when their sum is over the
+            cap's room are they remade, in payment order, with the cuts."""
+            fr = template[:]
+            fr[0] = row
+            key = row[key_index]
+            if eligible is not None and not eligible(fr):
+                return result((key, False, no_days, (), ()))
+            steps(fr)
+            rows = []
+            append = rows.append
+            claimed = 0
+            for index, slot, pays, recurring, days_slot in plan:
+                day = fr[slot]
+                if day is None or day > as_of:
+                    continue
+                raw = pays(fr)
+                if raw is None:
+                    continue  # a tariff of `none`: no payment exists
+                pence = pence_get(raw)
+                if pence is None:
+                    pence = tariff(outcomes[index], fr, key)
+                shares = shares_get(pence) or shares_of(pence)
+                if recurring is None:
+                    append((day, key, index, 0, pence, pence, shares, (), 0, (), (), None))
+                    claimed += pence
+                else:
+                    k = 0
+                    days = fr[days_slot] if days_slot is not None else None
+                    if days is None:
+                        days = recurrences(fr, recurring)
+                    for d in days:
+                        k += 1
+                        append((d, key, index, k, pence, pence, shares, (), 0, (), (), None))
+                    claimed += pence * k
+            if not rows:
+                return result((key, True, days_of(fr), (), ()))
+            rows.sort()  # day, subject, contract order, occurrence: never equal, so nothing else decides
+            if limit_of is None:
+                room = fixed
+            else:
+                room = limit_get(limit_of(fr))
+                if room is None:  # a value not met before, or `none`
+                    room = limits_of(fr)[cap_index]
+            if claimed > room:  # the cap cuts: each payment gets what room is left, in payment order
+                for n_, r in enumerate(rows):
+                    pence = r[4]
                     if pence > room:
                         allowed = room if room > 0 else 0
-                        shares = shares_get(allowed) or shares_of(allowed)
-                        rows.append((day, key, outcome, occurrence, pence, allowed, shares,
-                                     ((name, pence - allowed),), 0, (), (), None))
+                        rows[n_] = r[:5] + (allowed, shares_get(allowed) or shares_of(allowed),
+                                            ((cap_name, pence - allowed),)) + r[8:]
                     else:
                         allowed = pence
-                        shares = shares_get(pence) or shares_of(pence)
-                        rows.append((day, key, outcome, occurrence, pence, pence, shares, (), 0, (), (), None))
                     room -= allowed
-                return result((key, True, days_of(fr), (), tuple(rows)))
-            return result((key, True, days_of(fr), (), tuple(finish(key, claims, limits, fr))))
+            return result((key, True, days_of(fr), (), tuple(rows)))
 
-        return simple_subject
+        return simple_subject if one_cap is None else one_cap_subject
 
     def _finish(self, subject: str, claims: list, limits, fr: list) -> list[tuple]:
         """A subject's payments when every cap is simply per subject: its claims (day, outcome,

@@ -204,6 +204,67 @@ def test_caps_ceilings_and_splits_hold(generated, rnd):
     assert contract.evaluate(shuffled, as_of=as_of).to_json() == statement.to_json()
 
 
+@st.composite
+def one_cap_contracts(draw):
+    """One funder and one cap per person over every outcome (the Work Programme's shape, which
+    evaluation takes by a lean path), with a recurring outcome and limits that often bite."""
+    fixed = draw(st.booleans())
+    cap = (f"£{draw(st.decimals(min_value=0, max_value=3000, places=2))}" if fixed else "limit") + " per person"
+    lines = ['contract "one-cap"', "rounding half_up", "funder F0", "enum kind: a, b",
+             "table people:", "  id: text key", "  joined_on: date", "  limit: optional money",
+             "table events:", "  person_id: people", "  kind: kind", "  date: date",
+             "table work:", "  person_id: people", "  start: date", "  end: optional date",
+             "subject person: people",
+             "let working = (spells from w.start to w.end for w in work) counted from joined_on"]
+    for k in ("a", "b"):
+        lines += [f"outcome got_{k}:",
+                  f"  achieved on earliest e.date for e in events where e.kind = {k} and e.date >= joined_on",
+                  f"  pays £{draw(st.decimals(min_value=0, max_value=1500, places=2))}"]
+    lines += ["outcome kept:", f"  every {draw(st.integers(1, 6))} weeks after got_a while working continues, "
+              f"at most {draw(st.integers(1, 12))} times", f"  pays £{draw(st.decimals(0, 400, places=2))}",
+              f"cap limited: {cap}"]
+    people, events, work = [], [], []
+    for i in range(draw(st.integers(min_value=0, max_value=8))):
+        joined = draw(st.dates(min_value=datetime.date(2019, 1, 1), max_value=datetime.date(2021, 6, 30)))
+        limit = draw(st.one_of(st.none(), st.decimals(min_value=0, max_value=3000, places=2)))
+        people.append({"id": f"S{i:02d}", "joined_on": joined.isoformat(),
+                       "limit": None if limit is None else str(limit)})
+        for _ in range(draw(st.integers(min_value=0, max_value=3))):
+            d = joined + datetime.timedelta(days=draw(st.integers(min_value=-30, max_value=500)))
+            events.append({"person_id": f"S{i:02d}", "kind": draw(st.sampled_from("ab")), "date": d.isoformat()})
+        for _ in range(draw(st.integers(min_value=0, max_value=2))):
+            start = joined + datetime.timedelta(days=draw(st.integers(min_value=-30, max_value=400)))
+            length = draw(st.one_of(st.none(), st.integers(min_value=0, max_value=300)))
+            work.append({"person_id": f"S{i:02d}", "start": start.isoformat(),
+                         "end": None if length is None else (start + datetime.timedelta(days=length)).isoformat()})
+    return "\n".join(lines) + "\n", {"people": people, "events": events, "work": work}
+
+
+@SETTINGS
+@given(one_cap_contracts())
+def test_one_cap_over_every_outcome_cuts_as_the_general_path_does(generated):
+    from pbrlang import evaluator, parallel
+    from pbrlang.money import exact_context
+
+    text, tables = generated
+    contract = pbrlang.loads(text)
+    as_of = datetime.date(2022, 6, 30)
+    statement = contract.evaluate(tables, as_of=as_of)
+    for p in statement.payments:
+        assert p.amount + sum(c.amount for c in p.cuts) == p.tariff
+        assert p.amount >= 0 and dict(p.funders) == {"F0": p.amount}
+    # The same statement from the general per-subject path, which applies caps claim by claim.
+    import decimal
+
+    dataset = contract.load_data(tables)
+    with decimal.localcontext(exact_context()):
+        run = evaluator.Evaluation(contract.compiled, dataset, as_of)
+        assert run.simple  # the lean path is what the statement above came from
+        run.simple = False
+        general = parallel.statement(run, 1)
+    assert general.to_json() == statement.to_json()
+
+
 # ---- cohorts ---------------------------------------------------------------------------------
 
 PSIB = pbrlang.load(example("peterborough-sib"))
