@@ -280,10 +280,12 @@ class Evaluation:
                 self.ordered.forget_subject()
         return SubjectResult(key, True, days, tuple(sorted(excluded.items())), tuple(claims))
 
-    def _simple_subject(self):
+    def _simple_subject(self, sums: "LeanSums | None" = None):
         """`subject` for the common shape of contract, with everything it needs bound once: no
         alternatives or requirements, nothing kept for later (reports, `paid`), every cap simply
-        per subject. The same results as `subject`, with no per-subject look-ups of the plan."""
+        per subject. The same results as `subject`, with no per-subject look-ups of the plan.
+        With one cap over every outcome and one funder, the payments are also added to `sums`
+        (when given) as they are made."""
         compiled = self.compiled
         template = self.template
         key_index = self.key_index
@@ -301,10 +303,7 @@ class Evaluation:
         tariff = self._tariff
         outcomes = compiled.outcomes
         finish = self._finish
-        applies = {self.finish_plan[o.index][0] for o in compiled.outcomes}
-        one_cap = None
-        if len(self.program.funders) == 1 and len(applies) == 1 and len(next(iter(applies))) == 1:
-            one_cap = next(iter(applies))[0]
+        one_cap = self._one_cap()
         funder = self.program.funders[0] if self.program.funders else None
         # The one funder's share of each amount: amounts repeat (a few tariffs), so one tuple each,
         # shared by every payment of that amount, not one per payment.
@@ -324,6 +323,9 @@ class Evaluation:
             # Its limit set per subject: looked up by value, each distinct value converted once.
             limit_of = compiled.cap_limits[cap_index] if fixed is None else None
             limit_get = self.limit_pence.get
+            if sums is not None:
+                day_sums, outcome_sums, outcome_counts = sums.by_day, sums.by_outcome, sums.counts
+                day_sum = day_sums.get
 
         def simple_subject(row: tuple) -> SubjectResult:
             fr = template[:]
@@ -413,9 +415,23 @@ class Evaluation:
                     else:
                         allowed = pence
                     room -= allowed
+            if sums is not None:  # summed while the rows are at hand, not fetched from memory again later
+                for r in rows:
+                    day, outcome, allowed = r[0], r[2], r[5]
+                    day_sums[day] = day_sum(day, 0) + allowed
+                    outcome_sums[outcome] += allowed
+                    outcome_counts[outcome] += 1
             return result((key, True, days_of(fr), (), tuple(rows)))
 
         return simple_subject if one_cap is None else one_cap_subject
+
+    def _one_cap(self) -> tuple | None:
+        """(index, name, fixed limit or None) of the one cap, when one cap applies to every
+        outcome and there is one funder; otherwise None."""
+        applies = {self.finish_plan[o.index][0] for o in self.compiled.outcomes}
+        if len(self.program.funders) == 1 and len(applies) == 1 and len(next(iter(applies))) == 1:
+            return next(iter(applies))[0]
+        return None
 
     def _finish(self, subject: str, claims: list, limits, fr: list) -> list[tuple]:
         """A subject's payments when every cap is simply per subject: its claims (day, outcome,
@@ -491,20 +507,25 @@ class Evaluation:
             limits[i] = pence
         return tuple(limits)
 
-    def first_pass(self, rows=None, by_day: dict | None = None) -> tuple[list[SubjectResult], list[EvaluationError]]:
+    def first_pass(self, rows=None, by_day: dict | None = None,
+                   totals: Totals | None = None) -> tuple[list[SubjectResult], list[EvaluationError]]:
         """Every subject on its own, in subject id order. Given `by_day` (a contract whose payments
         finish subject by subject), each subject's payment rows are also put there under their day,
-        in payment order, while they are fresh in the processor's cache."""
+        in payment order, while they are fresh in the processor's cache; given `totals` too, the
+        payments (and the subjects paid) are added to it."""
         results, errors = [], []
         append = results.append
         key = self.key_index
-        subject = self._simple_subject() if self.simple else self.subject
+        sums = LeanSums(len(self.program.outcomes)) if totals is not None and self.simple and self._one_cap() else None
+        subject = self._simple_subject(sums) if self.simple else self.subject
         day_of = by_day.get if by_day is not None else None
+        paid = 0
         for row in sorted(self.subject_rows if rows is None else rows, key=operator.itemgetter(key)):
             try:
                 result = subject(row)
                 append(result)
-                if day_of is not None:
+                if day_of is not None and result.claims:
+                    paid += 1
                     for payment in result.claims:
                         same_day = day_of(payment[0])
                         if same_day is None:
@@ -515,18 +536,28 @@ class Evaluation:
                 errors.append(err if err.subject else EvaluationError(err.message, row[key], err.span))
             except (ArithmeticError, OverflowError, ValueError) as err:
                 errors.append(EvaluationError(f"cannot be evaluated: {err}", row[key]))
+        if totals is not None:
+            if sums is not None:
+                totals.add_sums(sums.by_day, sums.by_outcome, sums.counts, self.program.funders[0], paid)
+            else:
+                totals.add_days(by_day, paid)
         return results, errors
 
     # ---- second pass: caps, split and ceilings, in payment order --------------------------
 
-    def statement(self, results: list[SubjectResult], by_day: dict | None = None) -> Statement:
+    def statement(self, results: list[SubjectResult], by_day: dict | None = None,
+                  totals: Totals | None = None) -> Statement:
         """Take every claim in payment order (day, subject id, contract order) through the caps,
         the funders' split and the funders' ceilings, in whole pence. `by_day`: the payments
-        the first pass grouped by day, when it finished them (a decomposable contract)."""
+        the first pass grouped by day, when it finished them (a decomposable contract), and
+        `totals`, when it summed them too."""
         program = self.program
-        totals = Totals(len(program.outcomes), program.funders)
         rows: list[tuple] = []
         if self.decomposable:
+            if totals is not None:
+                return self.assemble(in_payment_order(by_day), totals, len(results),
+                                     sum(1 for r in results if r.eligible), self._blocks(results))
+            totals = Totals(len(program.outcomes), program.funders)
             if by_day is None:  # the first pass ran in several processes: group its payments here
                 by_day = {}
                 for r in results:
@@ -549,6 +580,7 @@ class Evaluation:
                     buckets[c[0]] = [(r.subject, c)]
                 else:
                     bucket.append((r.subject, c))
+        totals = Totals(len(program.outcomes), program.funders)
         take = self.ordered.take
         append = rows.append
         for day in sorted(buckets):
@@ -702,6 +734,18 @@ def write_json(compiled: CompiledContract, dataset: Dataset, as_of: datetime.dat
             parallel.write_json(run, out, n)
             return
         parallel.statement(run, n).write_json(out)
+
+
+class LeanSums:
+    """What the lean first pass adds up as it makes each subject's rows (one funder, nothing
+    unfunded): paid per day, and paid and payments per outcome."""
+
+    __slots__ = ("by_day", "by_outcome", "counts")
+
+    def __init__(self, outcomes: int):
+        self.by_day: dict[int, int] = {}
+        self.by_outcome = [0] * outcomes
+        self.counts = [0] * outcomes
 
 
 class OrderedPass:

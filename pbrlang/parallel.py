@@ -95,16 +95,17 @@ def _first_pass(number: int):
     return [(r.subject, r.eligible, r.days, r.excluded, r.claims) for r in results], _errors_of(errors)
 
 
-def first_pass(run: Evaluation, workers: int) -> tuple[list[SubjectResult], dict | None]:
+def first_pass(run: Evaluation, workers: int) -> tuple[list[SubjectResult], dict | None, Totals | None]:
     """The first pass over every subject, split between `workers` processes; with the payments
-    grouped by day when one process finished them (see Evaluation.first_pass)."""
+    grouped by day and summed when one process finished them (see Evaluation.first_pass)."""
     global _RUN, _RANGES
     if workers <= 1:
         by_day = {} if run.decomposable else None
-        results, errors = run.first_pass(by_day=by_day)
+        totals = Totals(len(run.program.outcomes), run.program.funders) if run.decomposable else None
+        results, errors = run.first_pass(by_day=by_day, totals=totals)
         if errors:
             raise EvaluationErrors(errors)
-        return results, by_day
+        return results, by_day, totals
     _RUN, _RANGES = run, _ranges(run, workers)
     try:
         with multiprocessing.get_context("fork").Pool(workers) as pool:
@@ -112,7 +113,7 @@ def first_pass(run: Evaluation, workers: int) -> tuple[list[SubjectResult], dict
     finally:
         _RUN, _RANGES = None, []
     _raise_errors(errs for _, errs in parts)
-    return [SubjectResult(*r) for results, _ in parts for r in results], None
+    return [SubjectResult(*r) for results, _ in parts for r in results], None, None
 
 
 def statement(run: Evaluation, workers: int) -> Statement:
@@ -127,8 +128,7 @@ def statement(run: Evaluation, workers: int) -> Statement:
     earlier ones': the single-process order."""
     global _RUN, _RANGES
     if workers <= 1 or not finishes_in_parts(run):
-        results, by_day = first_pass(run, workers)
-        return run.statement(results, by_day)
+        return run.statement(*first_pass(run, workers))
     with tempfile.TemporaryDirectory(prefix="pbr-") as folder:
         _RUN, _RANGES = run, _ranges(run, workers, FIRST_SHARE)
         jobs = [(i, start, folder) for i in range(1, len(_RANGES)) for start in range(0, len(_RANGES[i]), CHUNK)]
@@ -161,9 +161,8 @@ def _finish(rows: list[tuple]) -> tuple:
     """Subjects' payment rows grouped by day, their totals, and the subjects counted."""
     run = _RUN
     by_day: dict[int, list] = {}
-    results, errors = run.first_pass(rows, by_day)
     totals = Totals(len(run.program.outcomes), run.program.funders)
-    totals.add_days(by_day, sum(1 for r in results if r.claims))
+    results, errors = run.first_pass(rows, by_day, totals)
     return by_day, totals, len(results), sum(1 for r in results if r.eligible), _errors_of(errors)
 
 
@@ -199,13 +198,10 @@ def _format(run: Evaluation, rows: list[tuple], number: int, folder: str) -> tup
         offset = 0
         for chunk_number, start in enumerate(range(0, len(rows), CHUNK)):
             by_day: dict[int, list[tuple]] = {}
-            results, errs = run.first_pass(rows[start: start + CHUNK], by_day)
+            results, errs = run.first_pass(rows[start: start + CHUNK], by_day, totals)
             errors.extend(_errors_of(errs))
             eligible += sum(1 for r in results if r.eligible)
-            totals.subjects_paid += sum(1 for r in results if r.claims)  # no subject is in two chunks
             for day in sorted(by_day):
-                # A day's rows are summed and formatted one after the other, while in the cache.
-                totals.add_day(day, by_day[day])
                 data = formatter.text(by_day[day]).encode("utf-8")
                 out.write(data)
                 segments.append((day, chunk_number, offset, len(data)))

@@ -206,6 +206,24 @@ class Totals:
                 by_funder[funder] += pence * count
                 self.seen_funder.add(funder)
 
+    def add_sums(self, by_day: dict[int, int], by_outcome: list[int], counts: list[int], funder: str,
+                 subjects_paid: int) -> None:
+        """Add payments summed as they were made, all paid whole to one funder: paid per day,
+        paid and payments per outcome (what add_days would find in the rows themselves)."""
+        by_period = self.by_period
+        for day, amount in by_day.items():
+            month = _month(day)
+            by_period[month] = by_period.get(month, 0) + amount
+        total = sum(by_outcome)
+        self.total += total
+        self.by_outcome = [a + b for a, b in zip(self.by_outcome, by_outcome)]
+        self.seen_outcome = [seen or count > 0 for seen, count in zip(self.seen_outcome, counts)]
+        self.payments += sum(counts)
+        if sum(counts):
+            self.by_funder[funder] += total
+            self.seen_funder.add(funder)
+        self.subjects_paid += subjects_paid
+
     def merge(self, other: "Totals") -> "Totals":
         self.total += other.total
         self.unfunded += other.unfunded
