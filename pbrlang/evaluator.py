@@ -327,6 +327,8 @@ class Evaluation:
                 day_sums, outcome_sums, outcome_counts = sums.by_day, sums.by_outcome, sums.counts
                 day_sum = day_sums.get
 
+        lean = one_cap is not None
+
         def simple_subject(row: tuple) -> SubjectResult:
             fr = template[:]
             fr[0] = row
@@ -334,44 +336,12 @@ class Evaluation:
             if eligible is not None and not eligible(fr):
                 return result((key, False, no_days, (), ()))
             steps(fr)
-            claims = []
-            for index, slot, pays, recurring, days_slot in plan:
-                day = fr[slot]
-                if day is None or day > as_of:
-                    continue
-                raw = pays(fr)
-                if raw is None:
-                    continue  # a tariff of `none`: no payment exists
-                pence = pence_get(raw)
-                if pence is None:
-                    pence = tariff(outcomes[index], fr, key)
-                if recurring is None:
-                    claims.append((day, index, 0, pence))
-                else:
-                    k = 0
-                    days = fr[days_slot] if days_slot is not None else None
-                    if days is None:
-                        days = recurrences(fr, recurring)
-                    for d in days:
-                        k += 1
-                        claims.append((d, index, k, pence))
-            if not claims:
-                return result((key, True, days_of(fr), (), ()))
-            claims.sort()  # day, contract order, occurrence: never equal, so the tariff never decides
-            return result((key, True, days_of(fr), (), tuple(finish(key, claims, limits_of(fr), fr))))
-
-        def one_cap_subject(row: tuple) -> SubjectResult:
-            """simple_subject with one cap over every outcome and one funder. A subject's
-            payments are made as rows at once, each whole; only when their sum is over the
-            cap's room are they remade, in payment order, with the cuts."""
-            fr = template[:]
-            fr[0] = row
-            key = row[key_index]
-            if eligible is not None and not eligible(fr):
-                return result((key, False, no_days, (), ()))
-            steps(fr)
-            rows = []
-            append = rows.append
+            # With one cap over every outcome and one funder (lean), the payments are made as
+            # finished rows at once, each whole, and remade with cuts only when their sum is over
+            # the cap's room; otherwise claims (day, outcome, occurrence, tariff) go through
+            # `finish`.
+            made = []
+            append = made.append
             claimed = 0
             for index, slot, pays, recurring, days_slot in plan:
                 day = fr[slot]
@@ -383,22 +353,34 @@ class Evaluation:
                 pence = pence_get(raw)
                 if pence is None:
                     pence = tariff(outcomes[index], fr, key)
-                shares = shares_get(pence) or shares_of(pence)
-                if recurring is None:
-                    append((day, key, index, 0, pence, pence, shares, (), 0, (), (), None))
-                    claimed += pence
-                else:
-                    k = 0
+                if recurring is not None:
                     days = fr[days_slot] if days_slot is not None else None
                     if days is None:
                         days = recurrences(fr, recurring)
+                if lean:
+                    shares = shares_get(pence) or shares_of(pence)
+                    if recurring is None:
+                        append((day, key, index, 0, pence, pence, shares, (), 0, (), (), None))
+                        claimed += pence
+                    else:
+                        k = 0
+                        for d in days:
+                            k += 1
+                            append((d, key, index, k, pence, pence, shares, (), 0, (), (), None))
+                        claimed += pence * k
+                elif recurring is None:
+                    append((day, index, 0, pence))
+                else:
+                    k = 0
                     for d in days:
                         k += 1
-                        append((d, key, index, k, pence, pence, shares, (), 0, (), (), None))
-                    claimed += pence * k
-            if not rows:
+                        append((d, index, k, pence))
+            if not made:
                 return result((key, True, days_of(fr), (), ()))
-            rows.sort()  # day, subject, contract order, occurrence: never equal, so nothing else decides
+            made.sort()  # day, (subject,) contract order, occurrence: never equal, so nothing else decides
+            if not lean:
+                return result((key, True, days_of(fr), (), tuple(finish(key, made, limits_of(fr), fr))))
+            rows = made
             if limit_of is None:
                 room = fixed
             else:
@@ -423,7 +405,7 @@ class Evaluation:
                     outcome_counts[outcome] += 1
             return result((key, True, days_of(fr), (), tuple(rows)))
 
-        return simple_subject if one_cap is None else one_cap_subject
+        return simple_subject
 
     def _one_cap(self) -> tuple | None:
         """(index, name, fixed limit or None) of the one cap, when one cap applies to every
