@@ -64,8 +64,8 @@ def _join(intervals: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return runs
 
 
-_INF = float("inf")
-_new = object.__new__  # sorts after any day: (day, _INF) comes after every run starting that day
+_INF = float("inf")  # sorts after any day: (day, _INF) comes after every run starting that day
+_new = object.__new__  # a Spells made without running __init__ (see Spells.of)
 
 
 class Spells:

@@ -29,7 +29,7 @@ from . import data
 from .data import Dataset, Table, no_cycle_collection
 from .errors import DataError, DataProblem, EvaluationError, EvaluationErrors
 from .money import ZERO, exact_context, round_money, splitter
-from .statement import CapUse, Statement, Totals, pence_text, pounds
+from .statement import CapUse, Statement, Totals, grouped_by_day, pence_text, pounds
 
 
 # A claim is a payable outcome of one subject, before caps, as a tuple:
@@ -188,6 +188,11 @@ class Evaluation:
              self.ordered.splits[o.index], o if o.reports else None)
             for o in compiled.outcomes
         ]
+        # With one cap over every outcome and one funder, the first pass takes the lean path:
+        # (index, name, fixed limit or None) of that cap.
+        applies = {plan[0] for plan in self.finish_plan}
+        self.one_cap = (next(iter(applies))[0] if len(self.program.funders) == 1 and len(applies) == 1
+                        and len(next(iter(applies))) == 1 else None)
         # Outcomes whose running total some `paid X` reads.
         self.paid_outcomes = {x.outcome for o in self.program.outcomes for x in n.walk(o.pays)
                               if isinstance(x, n.Paid)} | {
@@ -303,7 +308,7 @@ class Evaluation:
         tariff = self._tariff
         outcomes = compiled.outcomes
         finish = self._finish
-        one_cap = self._one_cap()
+        one_cap = self.one_cap
         funder = self.program.funders[0] if self.program.funders else None
         # The one funder's share of each amount: amounts repeat (a few tariffs), so one tuple each,
         # shared by every payment of that amount, not one per payment.
@@ -407,14 +412,6 @@ class Evaluation:
 
         return simple_subject
 
-    def _one_cap(self) -> tuple | None:
-        """(index, name, fixed limit or None) of the one cap, when one cap applies to every
-        outcome and there is one funder; otherwise None."""
-        applies = {self.finish_plan[o.index][0] for o in self.compiled.outcomes}
-        if len(self.program.funders) == 1 and len(applies) == 1 and len(next(iter(applies))) == 1:
-            return next(iter(applies))[0]
-        return None
-
     def _finish(self, subject: str, claims: list, limits, fr: list) -> list[tuple]:
         """A subject's payments when every cap is simply per subject: its claims (day, outcome,
         occurrence, tariff, ...), in order, through its caps (`limits`: this subject's) and the
@@ -498,7 +495,7 @@ class Evaluation:
         results, errors = [], []
         append = results.append
         key = self.key_index
-        sums = LeanSums(len(self.program.outcomes)) if totals is not None and self.simple and self._one_cap() else None
+        sums = LeanSums(len(self.program.outcomes)) if totals is not None and self.simple and self.one_cap else None
         subject = self._simple_subject(sums) if self.simple else self.subject
         day_of = by_day.get if by_day is not None else None
         paid = 0
@@ -530,28 +527,15 @@ class Evaluation:
     def statement(self, results: list[SubjectResult], by_day: dict | None = None,
                   totals: Totals | None = None) -> Statement:
         """Take every claim in payment order (day, subject id, contract order) through the caps,
-        the funders' split and the funders' ceilings, in whole pence. `by_day`: the payments
-        the first pass grouped by day, when it finished them (a decomposable contract), and
-        `totals`, when it summed them too."""
-        program = self.program
-        rows: list[tuple] = []
+        the funders' split and the funders' ceilings, in whole pence. `by_day` and `totals`: the
+        payments the first pass grouped by day and summed, when it finished them (a decomposable
+        contract, in one process)."""
+        eligible = sum(1 for r in results if r.eligible)
         if self.decomposable:
-            if totals is not None:
-                return self.assemble(in_payment_order(by_day), totals, len(results),
-                                     sum(1 for r in results if r.eligible), self._blocks(results))
-            totals = Totals(len(program.outcomes), program.funders)
-            if by_day is None:  # the first pass ran in several processes: group its payments here
-                by_day = {}
-                for r in results:
-                    for c in r.claims:
-                        same_day = by_day.get(c[0])
-                        if same_day is None:
-                            by_day[c[0]] = [c]
-                        else:
-                            same_day.append(c)
-            totals.add_days(by_day, sum(1 for r in results if r.claims))
-            return self.assemble(in_payment_order(by_day), totals, len(results),
-                                 sum(1 for r in results if r.eligible), self._blocks(results))
+            if by_day is None:  # the first pass ran in several processes: group and sum its payments here
+                by_day = grouped_by_day(c for r in results for c in r.claims)
+                totals = self.new_totals().add_days(by_day, sum(1 for r in results if r.claims))
+            return self.assemble(in_payment_order(by_day), totals, len(results), eligible, self._blocks(results))
         # Subjects arrive in id order and each subject's claims in contract order, so one
         # bucket per day keeps payment order without sorting millions of claims.
         buckets: dict[int, list] = {}
@@ -562,7 +546,7 @@ class Evaluation:
                     buckets[c[0]] = [(r.subject, c)]
                 else:
                     bucket.append((r.subject, c))
-        totals = Totals(len(program.outcomes), program.funders)
+        rows: list[tuple] = []
         take = self.ordered.take
         append = rows.append
         for day in sorted(buckets):
@@ -570,9 +554,10 @@ class Evaluation:
                 row = take(subject, c)
                 if row is not None:
                     append(row)
-        totals.add(rows)
-        return self.assemble(rows, totals, len(results), sum(1 for r in results if r.eligible),
-                             self._blocks(results))
+        return self.assemble(rows, self.new_totals().add(rows), len(results), eligible, self._blocks(results))
+
+    def new_totals(self) -> Totals:
+        return Totals(len(self.program.outcomes), self.program.funders)
 
     def assemble(self, rows: list[tuple], totals: Totals, evaluated: int, eligible: int,
                  blocks: tuple = ()) -> Statement:

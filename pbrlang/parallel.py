@@ -101,7 +101,7 @@ def first_pass(run: Evaluation, workers: int) -> tuple[list[SubjectResult], dict
     global _RUN, _RANGES
     if workers <= 1:
         by_day = {} if run.decomposable else None
-        totals = Totals(len(run.program.outcomes), run.program.funders) if run.decomposable else None
+        totals = run.new_totals() if run.decomposable else None
         results, errors = run.first_pass(by_day=by_day, totals=totals)
         if errors:
             raise EvaluationErrors(errors)
@@ -135,7 +135,7 @@ def statement(run: Evaluation, workers: int) -> Statement:
         try:
             with multiprocessing.get_context("fork").Pool(workers - 1) as pool:
                 done = pool.imap(_finish_chunk, jobs)  # in order, each as soon as it is finished
-                by_day, totals, evaluated, eligible, errors = _finish(_RANGES[0])
+                by_day, totals, evaluated, eligible, errors = _finish(run, _RANGES[0])
                 errors = [errors]
                 for path, chunk_totals, chunk_evaluated, chunk_eligible, chunk_errors in done:
                     with open(path, "rb") as handle:
@@ -157,18 +157,17 @@ def statement(run: Evaluation, workers: int) -> Statement:
     return run.assemble(in_payment_order(by_day), totals, evaluated, eligible)
 
 
-def _finish(rows: list[tuple]) -> tuple:
+def _finish(run: Evaluation, rows: list[tuple]) -> tuple:
     """Subjects' payment rows grouped by day, their totals, and the subjects counted."""
-    run = _RUN
     by_day: dict[int, list] = {}
-    totals = Totals(len(run.program.outcomes), run.program.funders)
+    totals = run.new_totals()
     results, errors = run.first_pass(rows, by_day, totals)
     return by_day, totals, len(results), sum(1 for r in results if r.eligible), _errors_of(errors)
 
 
 def _finish_chunk(job: tuple) -> tuple:
     number, start, folder = job
-    by_day, totals, evaluated, eligible, errors = _finish(_RANGES[number][start: start + CHUNK])
+    by_day, totals, evaluated, eligible, errors = _finish(_RUN, _RANGES[number][start: start + CHUNK])
     path = os.path.join(folder, f"rows-{number}-{start}")
     with open(path, "wb") as out:
         out.write(marshal.dumps(by_day))  # rows of whole numbers, texts (keys are text), tuples and none
@@ -189,7 +188,7 @@ def _format(run: Evaluation, rows: list[tuple], number: int, folder: str) -> tup
     """Evaluate subjects (in id order) a chunk at a time, and write their payments' JSON lines to
     this part's file, each chunk's grouped by day; where each day's lines are, and the totals."""
     formatter = LineFormatter(tuple(o.name for o in run.program.outcomes), False)
-    totals = Totals(len(run.program.outcomes), run.program.funders)
+    totals = run.new_totals()
     path = os.path.join(folder, f"part-{number}.json")
     segments: list[tuple[int, int, int, int]] = []  # (day, chunk, offset, length)
     eligible = 0
@@ -197,10 +196,10 @@ def _format(run: Evaluation, rows: list[tuple], number: int, folder: str) -> tup
     with open(path, "wb") as out:
         offset = 0
         for chunk_number, start in enumerate(range(0, len(rows), CHUNK)):
-            by_day: dict[int, list[tuple]] = {}
-            results, errs = run.first_pass(rows[start: start + CHUNK], by_day, totals)
-            errors.extend(_errors_of(errs))
-            eligible += sum(1 for r in results if r.eligible)
+            by_day, chunk_totals, _, chunk_eligible, chunk_errors = _finish(run, rows[start: start + CHUNK])
+            totals.merge(chunk_totals)
+            eligible += chunk_eligible
+            errors.extend(chunk_errors)
             for day in sorted(by_day):
                 data = formatter.text(by_day[day]).encode("utf-8")
                 out.write(data)
@@ -366,7 +365,7 @@ def _merge(run: Evaluation, parts: list[tuple], out: TextIO) -> None:
     """Write the statement's head, then the parts' payments day by day, first part first."""
     program = run.program
     _raise_errors(part[5] for part in parts)
-    totals = Totals(len(program.outcomes), program.funders)
+    totals = run.new_totals()
     for part in parts:
         totals.merge(part[2])
     head = Statement(

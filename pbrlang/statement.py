@@ -17,7 +17,7 @@ from collections import Counter
 from decimal import Decimal
 from fractions import Fraction
 from operator import itemgetter
-from typing import Any, Callable, Sequence, TextIO
+from typing import Any, Callable, Iterable, Sequence, TextIO
 
 import attrs
 
@@ -144,6 +144,18 @@ class CapUse:
         return max(self.limit - self.used, ZERO)
 
 
+def grouped_by_day(rows: Iterable[tuple]) -> dict[int, list]:
+    """Payment rows (or claims) under their day, each day's in the order given."""
+    by_day: dict[int, list] = {}
+    for row in rows:
+        same_day = by_day.get(row[0])
+        if same_day is None:
+            by_day[row[0]] = [row]
+        else:
+            same_day.append(row)
+    return by_day
+
+
 class Totals:
     """Sums of payment rows, in pence: what the statement's head reports. Two can be merged."""
 
@@ -161,14 +173,7 @@ class Totals:
     def add(self, rows: Sequence[tuple]) -> "Totals":
         """Add payment rows, in any order. One subject's rows must all come in one call (the
         subjects paid are counted per call)."""
-        by_day: dict[int, list] = {}
-        for row in rows:
-            same_day = by_day.get(row[0])
-            if same_day is None:
-                by_day[row[0]] = [row]
-            else:
-                same_day.append(row)
-        return self.add_days(by_day)
+        return self.add_days(grouped_by_day(rows))
 
     def add_days(self, by_day: dict[int, list], subjects_paid: int | None = None) -> "Totals":
         """Add payment rows grouped by day (day -> that day's rows), as a statement groups them.
@@ -218,8 +223,9 @@ class Totals:
         self.total += total
         self.by_outcome = [a + b for a, b in zip(self.by_outcome, by_outcome)]
         self.seen_outcome = [seen or count > 0 for seen, count in zip(self.seen_outcome, counts)]
-        self.payments += sum(counts)
-        if sum(counts):
+        payments = sum(counts)
+        self.payments += payments
+        if payments:
             self.by_funder[funder] += total
             self.seen_funder.add(funder)
         self.subjects_paid += subjects_paid
