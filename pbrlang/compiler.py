@@ -73,25 +73,26 @@ def _mixed(op):
 _MIXED = {"+": _mixed(lambda a, b: a + b), "-": _mixed(lambda a, b: a - b), "*": _mixed(lambda a, b: a * b)}
 
 
-def _divide(a, b):
+# `span`: the contract's expression, so that the error names its line and column.
+def _divide(a, b, span=None):
     if a is None or b is None:
         return None
     if b == 0:
-        raise EvaluationError("division by zero")
+        raise EvaluationError("division by zero", span=span)
     return _frac(a) / _frac(b)
 
 
-def _add_months(day, months, sign):
+def _add_months(day, months, sign, span=None):
     if day is None or months is None:
         return None
     try:
         return add_months(day, sign * months)
     except OverflowError:
-        raise EvaluationError("a date went outside the calendar") from None
+        raise EvaluationError("a date went outside the calendar (years 1 to 9999)", span=span) from None
 
 
-def _outside_calendar():
-    raise EvaluationError("a date went outside the calendar (years 1 to 9999)")
+def _outside_calendar(span=None):
+    raise EvaluationError("a date went outside the calendar (years 1 to 9999)", span=span)
 
 
 def _too_many_steps(limit):
@@ -442,16 +443,16 @@ class Compiler:
         if e.op in ("+", "-") and "months" in (lk, rk) and "date" in (lk, rk):
             sign = 1 if e.op == "+" else -1
             date, months = (left, right) if lk == "date" else (right, left)
-            body.w(f"{v} = _add_months({date}, {months}, {sign})")
+            body.w(f"{v} = _add_months({date}, {months}, {sign}, {self.const(e.span)})")
             return v
         if e.op == "/":
-            body.w(f"{v} = _divide({left}, {right})")
+            body.w(f"{v} = _divide({left}, {right}, {self.const(e.span)})")
             return v
         op = {"+": "+", "-": "-", "*": "*"}[e.op]
         if e.type is not None and e.type.kind == "date":
             body.w(f"{v} = None if {left} is None or {right} is None else {left} {op} {right}")
             body.w(f"if {v} is not None and not FIRST_DAY <= {v} <= LAST_DAY:")
-            body.w("    _outside_calendar()")
+            body.w(f"    _outside_calendar({self.const(e.span)})")
             return v
         if lk in ("integer", "date", "days", "months") and rk in ("integer", "date", "days", "months"):
             body.w(f"{v} = None if {left} is None or {right} is None else {left} {op} {right}")

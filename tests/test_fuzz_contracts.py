@@ -549,6 +549,31 @@ def test_months_beyond_the_calendar_are_an_evaluation_error():
         contract.evaluate(ONE, as_of="2020-12-31", workers=1)
 
 
+def test_months_beyond_the_calendar_name_the_expression():
+    contract = answer(DATES_HEAD + "outcome o:\n  achieved on start + 1000000000 months\n  pays £1.00\n")
+    with pytest.raises(pbrlang.EvaluationError) as raised:
+        contract.evaluate(ONE, as_of="2020-12-31", workers=1)
+    assert "<fuzz>:8:15" in str(raised.value)  # `start + 1000000000 months`
+
+
+def test_days_beyond_the_calendar_name_the_expression():
+    contract = answer(DATES_HEAD + "outcome o:\n  achieved on start + 100000000 days\n  pays £1.00\n")
+    with pytest.raises(pbrlang.EvaluationError) as raised:
+        contract.evaluate(ONE, as_of="2020-12-31", workers=1)
+    assert "subject P1: a date went outside the calendar" in str(raised.value)
+    assert "<fuzz>:8:15" in str(raised.value)
+
+
+def test_division_by_zero_names_the_subject_and_the_expression():
+    head = DATES_HEAD.replace("  start: date\n", "  start: date\n  n: integer\n")
+    contract = answer(head + "outcome o:\n  achieved on start\n  pays £10.00 / n\n")
+    data = {"participants": [{"id": "P1", "start": "2020-01-01", "n": "2"},
+                             {"id": "P2", "start": "2020-01-01", "n": "0"}]}
+    with pytest.raises(pbrlang.EvaluationError) as raised:
+        contract.evaluate(data, as_of="2020-12-31", workers=1)
+    assert str(raised.value) == "evaluation error: subject P2: division by zero (<fuzz>:10:8)"
+
+
 def test_days_before_the_calendar_are_an_evaluation_error():
     contract = answer(DATES_HEAD + "outcome o:\n  achieved on start - 1000000 days\n  pays £1.00\n")
     with pytest.raises(pbrlang.PbrError):
