@@ -7,8 +7,9 @@ import contextlib
 import datetime
 import gc
 import os
+import stat
 import sys
-from pathlib import Path
+import tempfile
 
 import attrs
 
@@ -59,13 +60,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _write(text: str, output: str | None) -> None:
-    if output:
-        try:
-            Path(output).write_text(text, encoding="utf-8")
-        except OSError as err:
-            raise UsageError(f"{output}: cannot be written ({err.strerror})") from None
-    else:
-        sys.stdout.write(text)
+    with _opened(output) as out:
+        out.write(text)
 
 
 def _stream(write, output: str | None) -> None:
@@ -75,15 +71,50 @@ def _stream(write, output: str | None) -> None:
 
 @contextlib.contextmanager
 def _opened(output: str | None):
-    """The output as a text stream: the file (created now) or standard output."""
+    """The output as a text stream: standard output, or the file.
+
+    A regular file is written under a temporary name beside it and put in its place only when
+    complete, so that an error (an evaluation error, a full disk, Ctrl-C) leaves no half-written
+    statement and an earlier file as it was. A device or a pipe (`/dev/stdout`) is written as it is."""
     if not output:
         yield sys.stdout
         return
     try:
-        with open(output, "w", encoding="utf-8", newline="") as out:
-            yield out
+        existing = os.stat(output)
+    except OSError:
+        existing = None
+    regular = existing is None or stat.S_ISREG(existing.st_mode)
+    try:
+        if not regular:
+            out = open(output, "w", encoding="utf-8", newline="")
+        else:
+            target = os.path.realpath(output)  # a link is followed, not replaced by a file
+            folder, name = os.path.split(target)
+            # What `open` would have given the file.
+            mode = stat.S_IMODE(existing.st_mode) if existing is not None else 0o666 & ~_umask()
+            handle, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".partial", dir=folder)
+            os.chmod(temporary, mode)
+            out = open(handle, "w", encoding="utf-8", newline="")
     except OSError as err:
         raise UsageError(f"{output}: cannot be written ({err.strerror})") from None
+    if not regular:
+        with out:
+            yield out
+        return
+    try:
+        with out:
+            yield out
+        os.replace(temporary, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)  # the only way to read it is to set it
+    os.umask(mask)
+    return mask
 
 
 def _warnings(contract) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import pbrlang
-from conftest import ROOT, example, golden, pbr
+from conftest import ROOT, example, golden, pbr, sample
 
 BROKEN = sorted(p for p in (ROOT / "tests" / "data" / "broken").iterdir() if p.is_dir())
 WP = example("work-programme")
@@ -122,3 +122,58 @@ def test_exclude_invalid_leaves_out_the_subject_and_says_so(folder: Path):
     # every subject is either evaluated or listed as excluded: nothing is dropped silently
     assert statement.subjects_evaluated + len(statement.excluded) == len(ids)
     assert statement.to_dict()["subjects"]["excluded"] == 1
+
+
+# ---- an evaluation error leaves the output file as it was ------------------------------------------
+
+DIVIDING = """contract "dividing"
+funder DWP
+table participants:
+  id: text key
+  start: date
+  sessions: integer
+subject participant: participants
+outcome attended:
+  achieved on start
+  pays £10.00 / sessions
+"""
+
+
+@pytest.mark.parametrize("form", ["json", "csv", "table"])
+def test_an_evaluation_error_leaves_the_output_file_as_it_was(tmp_path, form):
+    (tmp_path / "contract.pbr").write_text(DIVIDING)
+    (tmp_path / "data").mkdir()
+    table = tmp_path / "data" / "participants.csv"
+    table.write_text("id,start,sessions\nP1,2020-01-01,2\nP2,2020-01-01,0\n")
+    out = tmp_path / "out" / "statement.txt"
+    out.parent.mkdir()
+    out.write_text("last month's statement\n")
+    out.chmod(0o640)
+    args = ("eval", tmp_path / "contract.pbr", "--data", tmp_path / "data", "--as-of", "2020-12-31",
+            "--format", form, "--output", out)
+
+    failed = pbr(*args)
+    assert failed.returncode == 1
+    assert "subject P2: division by zero" in failed.stderr
+    assert out.read_text() == "last month's statement\n"
+    assert sorted(p.name for p in out.parent.iterdir()) == ["statement.txt"]  # nothing half-written beside it
+
+    new = tmp_path / "out" / "new.txt"
+    assert pbr(*args[:-1], new).returncode == 1
+    assert sorted(p.name for p in out.parent.iterdir()) == ["statement.txt"]
+
+    table.write_text("id,start,sessions\nP1,2020-01-01,2\nP2,2020-01-01,4\n")
+    done = pbr(*args)
+    assert done.returncode == 0, done.stderr
+    # £10.00 / 2 + £10.00 / 4: the total in the table, the payments in JSON and CSV
+    assert ("7.50" if form == "table" else "2.50") in out.read_text()
+    assert out.stat().st_mode & 0o777 == 0o640  # the file's permissions kept
+    assert sorted(p.name for p in out.parent.iterdir()) == ["statement.txt"]
+
+
+def test_the_output_can_be_a_device(tmp_path):
+    args = ("eval", example("work-programme"), "--data", sample("work-programme"), "--as-of", "2014-06-30",
+            "--format", "json", "--output", "/dev/stdout")
+    done = pbr(*args)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("{") and '"payments"' in done.stdout
