@@ -213,9 +213,13 @@ def test_glued_words_read_the_same(larks):
 def _first_token(lexer, text: str, state: int | None):
     """The first token one scanner reads from the text, or its error; `state` None: the root lexer's."""
     from lark.lexer import LexerState
-    from lark.utils import TextSlice
 
-    lex_state = LexerState(TextSlice.cast_from(text))
+    try:
+        from lark.utils import TextSlice  # Lark 1.2 and later lex slices of a text
+    except ImportError:
+        lex_state = LexerState(text)
+    else:
+        lex_state = LexerState(TextSlice.cast_from(text))
     try:
         if isinstance(lexer, FastContextualLexer):
             scanner = lexer.root if state is None else lexer._for_state(state)
