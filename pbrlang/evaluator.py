@@ -331,6 +331,8 @@ class Evaluation:
             if sums is not None:
                 day_sums, outcome_sums, outcome_counts = sums.by_day, sums.by_outcome, sums.counts
                 day_sum = day_sums.get
+                rows_by_day = sums.rows
+                rows_of_day = rows_by_day.get
 
         lean = one_cap is not None
 
@@ -366,13 +368,16 @@ class Evaluation:
                     shares = shares_get(pence) or shares_of(pence)
                     if recurring is None:
                         append((day, key, index, 0, pence, pence, shares, (), 0, (), (), None))
-                        claimed += pence
+                        k = 1
                     else:
                         k = 0
                         for d in days:
                             k += 1
                             append((d, key, index, k, pence, pence, shares, (), 0, (), (), None))
-                        claimed += pence * k
+                    claimed += pence * k
+                    if sums is not None:  # as if uncut: a cut below takes its amount off again
+                        outcome_sums[index] += pence * k
+                        outcome_counts[index] += k
                 elif recurring is None:
                     append((day, index, 0, pence))
                 else:
@@ -399,15 +404,23 @@ class Evaluation:
                         allowed = room if room > 0 else 0
                         rows[n_] = r[:5] + (allowed, shares_get(allowed) or shares_of(allowed),
                                             ((cap_name, pence - allowed),)) + r[8:]
+                        if sums is not None:
+                            outcome_sums[r[2]] -= pence - allowed
                     else:
                         allowed = pence
                     room -= allowed
-            if sums is not None:  # summed while the rows are at hand, not fetched from memory again later
+            if sums is not None:
+                # Summed and put under their day while the rows are at hand, not fetched from
+                # memory again later.
+                sums.paid += 1
                 for r in rows:
-                    day, outcome, allowed = r[0], r[2], r[5]
-                    day_sums[day] = day_sum(day, 0) + allowed
-                    outcome_sums[outcome] += allowed
-                    outcome_counts[outcome] += 1
+                    day = r[0]
+                    day_sums[day] = day_sum(day, 0) + r[5]
+                    same_day = rows_of_day(day)
+                    if same_day is None:
+                        rows_by_day[day] = [r]
+                    else:
+                        same_day.append(r)
             return result((key, True, days_of(fr), (), tuple(rows)))
 
         return simple_subject
@@ -491,13 +504,17 @@ class Evaluation:
         """Every subject on its own, in subject id order. Given `by_day` (a contract whose payments
         finish subject by subject), each subject's payment rows are also put there under their day,
         in payment order, while they are fresh in the processor's cache; given `totals` too, the
-        payments (and the subjects paid) are added to it."""
+        payments (and the subjects paid) are added to it. The totals are whole only when no
+        subject failed: a subject that fails may have added some of its payments (every caller
+        stops at the errors, and no statement is made)."""
         results, errors = [], []
         append = results.append
         key = self.key_index
-        sums = LeanSums(len(self.program.outcomes)) if totals is not None and self.simple and self.one_cap else None
+        lean = totals is not None and by_day is not None and self.simple and self.one_cap
+        sums = LeanSums(len(self.program.outcomes), by_day) if lean else None
         subject = self._simple_subject(sums) if self.simple else self.subject
-        day_of = by_day.get if by_day is not None else None
+        # The lean path puts the rows under their day itself.
+        day_of = by_day.get if by_day is not None and sums is None else None
         paid = 0
         for row in sorted(self.subject_rows if rows is None else rows, key=operator.itemgetter(key)):
             try:
@@ -517,7 +534,7 @@ class Evaluation:
                 errors.append(EvaluationError(f"cannot be evaluated: {err}", row[key]))
         if totals is not None:
             if sums is not None:
-                totals.add_sums(sums.by_day, sums.by_outcome, sums.counts, self.program.funders[0], paid)
+                totals.add_sums(sums.by_day, sums.by_outcome, sums.counts, self.program.funders[0], sums.paid)
             else:
                 totals.add_days(by_day, paid)
         return results, errors
@@ -705,14 +722,17 @@ def write_json(compiled: CompiledContract, dataset: Dataset, as_of: datetime.dat
 
 class LeanSums:
     """What the lean first pass adds up as it makes each subject's rows (one funder, nothing
-    unfunded): paid per day, and paid and payments per outcome."""
+    unfunded): paid per day, paid and payments per outcome, subjects paid; and the rows
+    themselves, put under their day (`rows`, the first pass's `by_day`)."""
 
-    __slots__ = ("by_day", "by_outcome", "counts")
+    __slots__ = ("by_day", "by_outcome", "counts", "paid", "rows")
 
-    def __init__(self, outcomes: int):
+    def __init__(self, outcomes: int, rows: dict[int, list]):
         self.by_day: dict[int, int] = {}
         self.by_outcome = [0] * outcomes
         self.counts = [0] * outcomes
+        self.paid = 0
+        self.rows = rows
 
 
 class OrderedPass:
