@@ -83,32 +83,34 @@ def _opened(output: str | None):
         existing = os.stat(output)
     except OSError:
         existing = None
-    regular = existing is None or stat.S_ISREG(existing.st_mode)
-    try:
-        if not regular:
+    if existing is not None and not stat.S_ISREG(existing.st_mode):  # a device or a pipe
+        try:
             out = open(output, "w", encoding="utf-8", newline="")
-        else:
-            target = os.path.realpath(output)  # a link is followed, not replaced by a file
-            folder, name = os.path.split(target)
-            # What `open` would have given the file.
-            mode = stat.S_IMODE(existing.st_mode) if existing is not None else 0o666 & ~_umask()
-            handle, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".partial", dir=folder)
-            os.chmod(temporary, mode)
-            out = open(handle, "w", encoding="utf-8", newline="")
-    except OSError as err:
-        raise UsageError(f"{output}: cannot be written ({err.strerror})") from None
-    if not regular:
+        except OSError as err:
+            raise _unwritable(output, err) from None
         with out:
             yield out
         return
+    target = os.path.realpath(output)  # a link is followed, not replaced by a file
+    folder, name = os.path.split(target)
     try:
-        with out:
+        handle, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".partial", dir=folder)
+    except OSError as err:
+        raise _unwritable(output, err) from None
+    try:
+        # The permissions `open` would have given the file (or that it had).
+        os.fchmod(handle, stat.S_IMODE(existing.st_mode) if existing is not None else 0o666 & ~_umask())
+        with open(handle, "w", encoding="utf-8", newline="") as out:
             yield out
         os.replace(temporary, target)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
         raise
+
+
+def _unwritable(output: str, err: OSError) -> UsageError:
+    return UsageError(f"{output}: cannot be written ({err.strerror})")
 
 
 def _umask() -> int:

@@ -374,9 +374,10 @@ class Evaluation:
                         for d in days:
                             k += 1
                             append((d, key, index, k, pence, pence, shares, (), 0, (), (), None))
-                    claimed += pence * k
+                    amount = pence * k
+                    claimed += amount
                     if sums is not None:  # as if uncut: a cut below takes its amount off again
-                        outcome_sums[index] += pence * k
+                        outcome_sums[index] += amount
                         outcome_counts[index] += k
                 elif recurring is None:
                     append((day, index, 0, pence))
@@ -510,7 +511,7 @@ class Evaluation:
         results, errors = [], []
         append = results.append
         key = self.key_index
-        lean = totals is not None and by_day is not None and self.simple and self.one_cap
+        lean = totals is not None and by_day is not None and self.simple and self.one_cap is not None
         sums = LeanSums(len(self.program.outcomes), by_day) if lean else None
         subject = self._simple_subject(sums) if self.simple else self.subject
         # The lean path puts the rows under their day itself.

@@ -171,7 +171,7 @@ def test_an_evaluation_error_leaves_the_output_file_as_it_was(tmp_path, form):
     assert sorted(p.name for p in out.parent.iterdir()) == ["statement.txt"]
 
 
-def test_the_output_can_be_a_device(tmp_path):
+def test_the_output_can_be_a_device():
     args = ("eval", example("work-programme"), "--data", sample("work-programme"), "--as-of", "2014-06-30",
             "--format", "json", "--output", "/dev/stdout")
     done = pbr(*args)
