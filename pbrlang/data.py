@@ -110,6 +110,17 @@ class Part:
         i = self.fields.get(table)
         return rows if i is None else [r for r in rows if self.holds(r[i])]
 
+    def lines_chosen(self):
+        """How to choose a CSV piece's lines whose first cell is the id, by comparing whole
+        lines with the bounds (no cells split), or None when that would not agree with comparing
+        the cells. It agrees when every character of each bound sorts after the comma: a line is
+        its first cell, then a comma and the rest; where the cell is a proper prefix of a bound
+        the comma decides, as the cell's end would, and elsewhere the cell decides."""
+        bounds = [b for b in (self.low, self.high) if b is not None]
+        if not bounds or any(ch <= "," for b in bounds for ch in b):
+            return None
+        return self.chosen
+
 
 WHOLE = Part(None, None, {})  # every subject: every row of every table
 
@@ -303,8 +314,12 @@ def _split_rows(body: str, newline: str, plan, file: str, problems: _Collector, 
     limit, is read by the csv module, to report exactly what it reports."""
     info, converters, width = plan
     commas = operator.methodcaller("count", ",")
-    # Only a part of the subjects: the rows of the others are left before their cells are converted.
+    # Only a part of the subjects: the rows of the others are left before their cells are converted,
+    # and, when the id is the first cell, before they are split into cells.
     chosen_at = converters[part.fields[info.name]][1] if info.name in part.fields else None
+    lines_chosen = part.lines_chosen() if chosen_at == 0 else None
+    if lines_chosen is not None:
+        chosen_at = None
     size = CSV_CHUNK * 40  # characters: about CSV_CHUNK rows of a narrow table
     rows: list[tuple] = []
     line = 2  # of the piece's first row
@@ -318,6 +333,11 @@ def _split_rows(body: str, newline: str, plan, file: str, problems: _Collector, 
             lines.pop()  # the end of the last line
         numbers = range(line, line + len(lines))
         line += len(lines)
+        if lines_chosen is not None:
+            chosen = lines_chosen(lines)
+            if not all(chosen):
+                lines = list(compress(lines, chosen))
+                numbers = list(compress(numbers, chosen))
         if set(map(commas, lines)) == {width - 1} and max(map(len, lines)) <= csv.field_size_limit():
             cells = ",".join(lines).split(",")
             columns, kept = [cells[p::width] for p in range(width)], numbers

@@ -261,3 +261,21 @@ def test_a_part_chooses_the_same_cells_as_text_as_it_holds_values_once_read(cell
     assert part.chosen(cells) == [part.holds(c if c != "" else None) for c in cells]
     rest = [Part(None, low, {}), Part(low, None, {})] if low is not None else [Part(None, None, {})]
     assert all(sum(p.holds(c or None) for p in rest) == 1 for c in cells)  # two ranges cut at `low`: each id in one
+
+
+@given(st.lists(st.tuples(st.text(alphabet=" !+-.09AP_~é", max_size=4), st.text(alphabet=",x1", max_size=3)),
+                max_size=30),
+       st.one_of(st.none(), st.text(alphabet=" !+,-.09AP_~é", min_size=1, max_size=3)),
+       st.one_of(st.none(), st.text(alphabet=" !+,-.09AP_~é", min_size=1, max_size=3)))
+def test_a_part_choosing_whole_lines_by_their_first_cell_chooses_as_by_the_cell(rows, low, high):
+    # A line is its first cell, then (when there are more cells) a comma and the rest.
+    from pbrlang.data import Part
+
+    part = Part(low, high, {"t": 0})
+    choose = part.lines_chosen()
+    bounds = [b for b in (low, high) if b is not None]
+    if any(ch <= "," for b in bounds for ch in b) or not bounds:
+        assert choose is None
+        return
+    lines = [cell + ("," + rest if rest else "") for cell, rest in rows]
+    assert choose(lines) == [part.holds(cell if cell != "" else None) for cell, _ in rows]
