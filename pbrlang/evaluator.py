@@ -329,8 +329,7 @@ class Evaluation:
             limit_of = compiled.cap_limits[cap_index] if fixed is None else None
             limit_get = self.limit_pence.get
             if sums is not None:
-                day_sums, outcome_sums, outcome_counts = sums.by_day, sums.by_outcome, sums.counts
-                day_sum = day_sums.get
+                outcome_sums, outcome_counts = sums.by_outcome, sums.counts
                 rows_by_day = sums.rows
                 rows_of_day = rows_by_day.get
 
@@ -411,12 +410,11 @@ class Evaluation:
                         allowed = pence
                     room -= allowed
             if sums is not None:
-                # Summed and put under their day while the rows are at hand, not fetched from
-                # memory again later.
+                # Put under their day while the rows are at hand (each day's sum is taken later,
+                # a pass in C over the day's rows).
                 sums.paid += 1
                 for r in rows:
                     day = r[0]
-                    day_sums[day] = day_sum(day, 0) + r[5]
                     same_day = rows_of_day(day)
                     if same_day is None:
                         rows_by_day[day] = [r]
@@ -535,7 +533,7 @@ class Evaluation:
                 errors.append(EvaluationError(f"cannot be evaluated: {err}", row[key]))
         if totals is not None:
             if sums is not None:
-                totals.add_sums(sums.by_day, sums.by_outcome, sums.counts, self.program.funders[0], sums.paid)
+                totals.add_sums(sums.rows, sums.by_outcome, sums.counts, self.program.funders[0], sums.paid)
             else:
                 totals.add_days(by_day, paid)
         return results, errors
@@ -723,13 +721,12 @@ def write_json(compiled: CompiledContract, dataset: Dataset, as_of: datetime.dat
 
 class LeanSums:
     """What the lean first pass adds up as it makes each subject's rows (one funder, nothing
-    unfunded): paid per day, paid and payments per outcome, subjects paid; and the rows
-    themselves, put under their day (`rows`, the first pass's `by_day`)."""
+    unfunded): paid and payments per outcome, subjects paid; and the rows themselves, put
+    under their day (`rows`, the first pass's `by_day`)."""
 
-    __slots__ = ("by_day", "by_outcome", "counts", "paid", "rows")
+    __slots__ = ("by_outcome", "counts", "paid", "rows")
 
     def __init__(self, outcomes: int, rows: dict[int, list]):
-        self.by_day: dict[int, int] = {}
         self.by_outcome = [0] * outcomes
         self.counts = [0] * outcomes
         self.paid = 0

@@ -211,14 +211,15 @@ class Totals:
                 by_funder[funder] += pence * count
                 self.seen_funder.add(funder)
 
-    def add_sums(self, by_day: dict[int, int], by_outcome: list[int], counts: list[int], funder: str,
+    def add_sums(self, by_day: dict[int, list], by_outcome: list[int], counts: list[int], funder: str,
                  subjects_paid: int) -> None:
-        """Add payments summed as they were made, all paid whole to one funder: paid per day,
-        paid and payments per outcome (what add_days would find in the rows themselves)."""
+        """Add payment rows grouped by day (`by_day`), all paid whole to one funder, whose paid
+        and payments per outcome were summed as they were made: what add_days finds, with only
+        each day's amounts summed here."""
         by_period = self.by_period
-        for day, amount in by_day.items():
+        for day, rows in by_day.items():
             month = _month(day)
-            by_period[month] = by_period.get(month, 0) + amount
+            by_period[month] = by_period.get(month, 0) + sum(map(_AMOUNT, rows))
         total = sum(by_outcome)
         self.total += total
         self.by_outcome = [a + b for a, b in zip(self.by_outcome, by_outcome)]
