@@ -110,16 +110,14 @@ class Part:
         i = self.fields.get(table)
         return rows if i is None else [r for r in rows if self.holds(r[i])]
 
-    def lines_chosen(self):
-        """How to choose a CSV piece's lines whose first cell is the id, by comparing whole
-        lines with the bounds (no cells split), or None when that would not agree with comparing
-        the cells. It agrees when every character of each bound sorts after the comma: a line is
-        its first cell, then a comma and the rest; where the cell is a proper prefix of a bound
-        the comma decides, as the cell's end would, and elsewhere the cell decides."""
+    def chooses_whole_lines(self) -> bool:
+        """Whether `chosen`, given CSV lines whose first cell is the id, chooses as it would given
+        those cells: so lines can be chosen before they are split. It does when every character of
+        the bounds sorts after the comma: a line is its first cell, then a comma and the rest;
+        where the cell is a proper prefix of a bound the comma decides, as the cell's end would,
+        and elsewhere the cell decides. (With no bound, every line is chosen anyway.)"""
         bounds = [b for b in (self.low, self.high) if b is not None]
-        if not bounds or any(ch <= "," for b in bounds for ch in b):
-            return None
-        return self.chosen
+        return bool(bounds) and all(ch > "," for b in bounds for ch in b)
 
 
 WHOLE = Part(None, None, {})  # every subject: every row of every table
@@ -317,9 +315,7 @@ def _split_rows(body: str, newline: str, plan, file: str, problems: _Collector, 
     # Only a part of the subjects: the rows of the others are left before their cells are converted,
     # and, when the id is the first cell, before they are split into cells.
     chosen_at = converters[part.fields[info.name]][1] if info.name in part.fields else None
-    lines_chosen = part.lines_chosen() if chosen_at == 0 else None
-    if lines_chosen is not None:
-        chosen_at = None
+    by_lines = chosen_at == 0 and part.chooses_whole_lines()
     size = CSV_CHUNK * 40  # characters: about CSV_CHUNK rows of a narrow table
     rows: list[tuple] = []
     line = 2  # of the piece's first row
@@ -333,15 +329,15 @@ def _split_rows(body: str, newline: str, plan, file: str, problems: _Collector, 
             lines.pop()  # the end of the last line
         numbers = range(line, line + len(lines))
         line += len(lines)
-        if lines_chosen is not None:
-            chosen = lines_chosen(lines)
+        if by_lines:
+            chosen = part.chosen(lines)
             if not all(chosen):
                 lines = list(compress(lines, chosen))
                 numbers = list(compress(numbers, chosen))
         if set(map(commas, lines)) == {width - 1} and max(map(len, lines)) <= csv.field_size_limit():
             cells = ",".join(lines).split(",")
             columns, kept = [cells[p::width] for p in range(width)], numbers
-            if chosen_at is not None:
+            if chosen_at is not None and not by_lines:
                 chosen = part.chosen(columns[chosen_at])
                 if not all(chosen):
                     columns = [list(compress(c, chosen)) for c in columns]

@@ -329,7 +329,7 @@ class Evaluation:
             limit_of = compiled.cap_limits[cap_index] if fixed is None else None
             limit_get = self.limit_pence.get
             if sums is not None:
-                outcome_sums, outcome_counts = sums.by_outcome, sums.counts
+                outcome_sums = sums.by_outcome
                 rows_by_day = sums.rows
                 rows_of_day = rows_by_day.get
 
@@ -377,7 +377,6 @@ class Evaluation:
                     claimed += amount
                     if sums is not None:  # as if uncut: a cut below takes its amount off again
                         outcome_sums[index] += amount
-                        outcome_counts[index] += k
                 elif recurring is None:
                     append((day, index, 0, pence))
                 else:
@@ -533,7 +532,7 @@ class Evaluation:
                 errors.append(EvaluationError(f"cannot be evaluated: {err}", row[key]))
         if totals is not None:
             if sums is not None:
-                totals.add_sums(sums.rows, sums.by_outcome, sums.counts, self.program.funders[0], sums.paid)
+                totals.add_sums(sums.rows, sums.by_outcome, self.program.funders[0], sums.paid)
             else:
                 totals.add_days(by_day, paid)
         return results, errors
@@ -721,14 +720,13 @@ def write_json(compiled: CompiledContract, dataset: Dataset, as_of: datetime.dat
 
 class LeanSums:
     """What the lean first pass adds up as it makes each subject's rows (one funder, nothing
-    unfunded): paid and payments per outcome, subjects paid; and the rows themselves, put
-    under their day (`rows`, the first pass's `by_day`)."""
+    unfunded): paid per outcome, subjects paid; and the rows themselves, put under their day
+    (`rows`, the first pass's `by_day`)."""
 
-    __slots__ = ("by_outcome", "counts", "paid", "rows")
+    __slots__ = ("by_outcome", "paid", "rows")
 
     def __init__(self, outcomes: int, rows: dict[int, list]):
         self.by_outcome = [0] * outcomes
-        self.counts = [0] * outcomes
         self.paid = 0
         self.rows = rows
 

@@ -193,40 +193,39 @@ class Totals:
         A day's rows are few enough to stay in the processor's cache: each figure is a pass
         over them in C. Over millions of rows in one pass, each row would be fetched from
         memory again for every figure (most of the time this took)."""
-        amount = sum(map(_AMOUNT, rows))
-        month = _month(day)
-        self.by_period[month] = self.by_period.get(month, 0) + amount
+        amount = self._add_period(day, rows)
         self.total += amount
         self.unfunded += sum(map(_UNFUNDED, rows))
-        self.payments += len(rows)
         by_outcome = self.by_outcome
         for row in rows:
             by_outcome[row[2]] += row[5]
-        seen = self.seen_outcome
-        for outcome in set(map(_OUTCOME, rows)):
-            seen[outcome] = True
         by_funder = self.by_funder
         for shares, count in Counter(map(_FUNDERS, rows)).items():  # each distinct split once
             for funder, pence in shares:
                 by_funder[funder] += pence * count
                 self.seen_funder.add(funder)
 
-    def add_sums(self, by_day: dict[int, list], by_outcome: list[int], counts: list[int], funder: str,
-                 subjects_paid: int) -> None:
+    def _add_period(self, day: int, rows: list) -> int:
+        """One day's rows in the figures found the same way however they were made: the day's
+        period, the payments, the outcomes seen. The day's amount."""
+        amount = sum(map(_AMOUNT, rows))
+        month = _month(day)
+        self.by_period[month] = self.by_period.get(month, 0) + amount
+        self.payments += len(rows)
+        seen = self.seen_outcome
+        if not all(seen):  # soon every outcome is seen, and the rows need not be looked at for it
+            for outcome in set(map(_OUTCOME, rows)):
+                seen[outcome] = True
+        return amount
+
+    def add_sums(self, by_day: dict[int, list], by_outcome: list[int], funder: str, subjects_paid: int) -> None:
         """Add payment rows grouped by day (`by_day`), all paid whole to one funder, whose paid
-        and payments per outcome were summed as they were made: what add_days finds, with only
-        each day's amounts summed here."""
-        by_period = self.by_period
-        for day, rows in by_day.items():
-            month = _month(day)
-            by_period[month] = by_period.get(month, 0) + sum(map(_AMOUNT, rows))
-        total = sum(by_outcome)
+        per outcome was summed as they were made: what add_days finds, without a pass in Python
+        over every row for the outcomes' sums."""
+        total = sum([self._add_period(day, rows) for day, rows in by_day.items()])
         self.total += total
         self.by_outcome = [a + b for a, b in zip(self.by_outcome, by_outcome)]
-        self.seen_outcome = [seen or count > 0 for seen, count in zip(self.seen_outcome, counts)]
-        payments = sum(counts)
-        self.payments += payments
-        if payments:
+        if by_day:
             self.by_funder[funder] += total
             self.seen_funder.add(funder)
         self.subjects_paid += subjects_paid
