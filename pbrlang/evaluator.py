@@ -363,16 +363,15 @@ class Evaluation:
                     days = fr[days_slot] if days_slot is not None else None
                     if days is None:
                         days = recurrences(fr, recurring)
-                if lean:
-                    shares = shares_get(pence) or shares_of(pence)
+                if lean:  # whole rows (statement.WHOLE): paid whole by the one funder
                     if recurring is None:
-                        append((day, key, index, 0, pence, pence, shares, (), 0, (), (), None))
+                        append((day, key, index, 0, pence))
                         k = 1
                     else:
                         k = 0
                         for d in days:
                             k += 1
-                            append((d, key, index, k, pence, pence, shares, (), 0, (), (), None))
+                            append((d, key, index, k, pence))
                     amount = pence * k
                     claimed += amount
                     if sums is not None:  # as if uncut: a cut below takes its amount off again
@@ -401,8 +400,8 @@ class Evaluation:
                     pence = r[4]
                     if pence > room:
                         allowed = room if room > 0 else 0
-                        rows[n_] = r[:5] + (allowed, shares_get(allowed) or shares_of(allowed),
-                                            ((cap_name, pence - allowed),)) + r[8:]
+                        rows[n_] = r[:4] + (allowed, pence, shares_get(allowed) or shares_of(allowed),
+                                            ((cap_name, pence - allowed),), 0, (), (), None)
                         if sums is not None:
                             outcome_sums[r[2]] -= pence - allowed
                     else:
@@ -446,7 +445,7 @@ class Evaluation:
             for i, _, _ in caps:
                 used[i] += allowed
             extra = self._reports(reporting, fr, tariff) if reporting is not None else ()
-            append((day, subject, outcome, occurrence, tariff, allowed, split(allowed), cuts, 0, (), extra, None))
+            append((day, subject, outcome, occurrence, allowed, tariff, split(allowed), cuts, 0, (), extra, None))
         return rows
 
     def _tariff(self, o, fr: list, key: str) -> int | None:
@@ -824,7 +823,7 @@ class OrderedPass:
         extra = run._reports(compiled_outcome, c[C_FRAME], tariff) if compiled_outcome.reports else ()
         if compiled_outcome.name in run.paid_outcomes:
             self.ledger[compiled_outcome.name] = self.ledger.get(compiled_outcome.name, 0) + amount
-        return (day, subject, outcome, c[C_OCCURRENCE], tariff, amount, shares, cuts, unfunded, overflow, extra, None)
+        return (day, subject, outcome, c[C_OCCURRENCE], amount, tariff, shares, cuts, unfunded, overflow, extra, None)
 
     def cap_uses(self) -> list[CapUse]:
         out: list[CapUse] = []

@@ -22,7 +22,7 @@ from .data import Dataset
 from .errors import UsageError
 from .evaluator import Evaluation, check_rows
 from .money import exact_context, money_text
-from .statement import OUTCOME, REASON, SUBJECT as SUBJECT_COLUMN, Payment, Statement, json_value
+from .statement import OUTCOME, REASON, SUBJECT as SUBJECT_COLUMN, Payment, Statement, full_row, json_value
 
 
 @attrs.frozen
@@ -268,7 +268,7 @@ class _Explainer:
         days = {o.name: fr[o.slot] if eligible else None for o in self.compiled.outcomes}
         result = run.subject(row)
         excluded = dict(result.excluded)
-        payments = [Payment.from_row(r, self.statement.outcomes) for r in self.rows_of_subject.get(subject, [])]
+        payments = [Payment.from_row(r, self.statement.outcomes, self.statement.funders) for r in self.rows_of_subject.get(subject, [])]
         outcomes = []
         for o, co in zip(self.program.outcomes, self.compiled.outcomes):
             outcomes.append(self._outcome(o, co, fr, eligible, days, excluded, payments, events))
@@ -540,5 +540,6 @@ def reasons(contract, dataset: Dataset, as_of: datetime.date, statement: Stateme
         explainer = _Explainer(contract, dataset, as_of, statement)
         by_subject = {subject: explainer.reasons(subject) for subject in sorted({p.subject for p in statement.payments})}
     outcomes = statement.outcomes
-    rows = tuple(r[:REASON] + (by_subject[r[SUBJECT_COLUMN]][outcomes[r[OUTCOME]]],) for r in statement.rows)
+    rows = tuple(full_row(r, statement.funders)[:REASON] + (by_subject[r[SUBJECT_COLUMN]][outcomes[r[OUTCOME]]],)
+                 for r in statement.rows)
     return attrs.evolve(statement, rows=rows)

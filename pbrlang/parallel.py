@@ -187,7 +187,7 @@ def _format_part(job: tuple) -> tuple:
 def _format(run: Evaluation, rows: list[tuple], number: int, folder: str) -> tuple:
     """Evaluate subjects (in id order) a chunk at a time, and write their payments' JSON lines to
     this part's file, each chunk's grouped by day; where each day's lines are, and the totals."""
-    formatter = LineFormatter(tuple(o.name for o in run.program.outcomes), False)
+    formatter = LineFormatter(tuple(o.name for o in run.program.outcomes), run.program.funders, False)
     totals = run.new_totals()
     path = os.path.join(folder, f"part-{number}.json")
     segments: list[tuple[int, int, int, int]] = []  # (day, chunk, offset, length)

@@ -23,11 +23,24 @@ import attrs
 
 from .money import ZERO, money_text
 
-# A payment row: (day ordinal, subject, outcome index, occurrence, tariff, amount,
+# A payment row: (day ordinal, subject, outcome index, occurrence, amount, tariff,
 #   funders ((name, pence), ...), cuts ((cap, pence), ...), unfunded pence,
 #   overflow ((from, to, pence), ...), extra ((name, value), ...), reason or None)
-DAY, SUBJECT, OUTCOME, OCCURRENCE, TARIFF, AMOUNT, FUNDERS, CUTS, UNFUNDED, OVERFLOW, EXTRA, REASON = range(12)
+DAY, SUBJECT, OUTCOME, OCCURRENCE, AMOUNT, TARIFF, FUNDERS, CUTS, UNFUNDED, OVERFLOW, EXTRA, REASON = range(12)
+# A payment paid whole by the contract's only funder, with nothing more to say of it (no cut, no
+# report, no reason), may be kept as its first WHOLE fields only, a "whole row": its tariff is its
+# amount and the funder pays all of it. A national statement holds millions of them; five fields
+# are made, kept and sent between processes for much less than twelve. `full_row` completes one.
+WHOLE = 5
 _SUBJECT, _OUTCOME, _AMOUNT, _FUNDERS, _UNFUNDED = (itemgetter(i) for i in (SUBJECT, OUTCOME, AMOUNT, FUNDERS, UNFUNDED))
+
+
+def full_row(r: tuple, funders: tuple[str, ...]) -> tuple:
+    """A payment row with all its fields: a whole row completed (paid by the first of `funders`,
+    the contract's only one), any other row as it is."""
+    if len(r) > WHOLE:
+        return r
+    return r + (r[AMOUNT], ((funders[0], r[AMOUNT]),), (), 0, (), (), None)
 
 
 def pence_text(p: int) -> str:
@@ -86,7 +99,8 @@ class Payment:
     reason: Any = None  # filled in when the evaluation is asked to explain
 
     @classmethod
-    def from_row(cls, row: tuple, outcomes: tuple[str, ...]) -> "Payment":
+    def from_row(cls, row: tuple, outcomes: tuple[str, ...], funders: tuple[str, ...]) -> "Payment":
+        row = full_row(row, funders)
         return cls(
             subject=row[SUBJECT],
             outcome=outcomes[row[OUTCOME]],
@@ -160,6 +174,7 @@ class Totals:
     """Sums of payment rows, in pence: what the statement's head reports. Two can be merged."""
 
     def __init__(self, outcomes: int, funders: tuple[str, ...]):
+        self.funders = funders
         self.total = 0
         self.unfunded = 0
         self.by_outcome = [0] * outcomes
@@ -195,10 +210,15 @@ class Totals:
         memory again for every figure (most of the time this took)."""
         amount = self._add_period(day, rows)
         self.total += amount
-        self.unfunded += sum(map(_UNFUNDED, rows))
         by_outcome = self.by_outcome
         for row in rows:
-            by_outcome[row[2]] += row[5]
+            by_outcome[row[OUTCOME]] += row[AMOUNT]
+        whole = [r for r in rows if len(r) == WHOLE]
+        if whole:  # paid whole by the only funder
+            self.by_funder[self.funders[0]] += sum(map(_AMOUNT, whole))
+            self.seen_funder.add(self.funders[0])
+            rows = [r for r in rows if len(r) > WHOLE]
+        self.unfunded += sum(map(_UNFUNDED, rows))
         by_funder = self.by_funder
         for shares, count in Counter(map(_FUNDERS, rows)).items():  # each distinct split once
             for funder, pence in shares:
@@ -257,8 +277,9 @@ _CLOSE = "}" + _NEXT
 class LineFormatter:
     """Payment rows as lines of the statement's JSON, the same whichever process writes them."""
 
-    def __init__(self, outcomes: tuple[str, ...], show_unfunded: bool):
+    def __init__(self, outcomes: tuple[str, ...], funders: tuple[str, ...], show_unfunded: bool):
         self.names = [json.dumps(o, ensure_ascii=False) for o in outcomes]
+        self.funders = funders
         self.show_unfunded = show_unfunded
         self.dates: dict[int, str] = {}
         self.tails: dict[tuple, str] = {}
@@ -289,8 +310,9 @@ class LineFormatter:
                 if date is None:
                     date = dates[day] = datetime.date.fromordinal(day).isoformat()
                 ends: dict[tuple, str] = {}
-            if r[11] is None and not r[10]:  # no reason, no reports: the rest is plain values
-                key = r[2:10]  # outcome, occurrence, tariff, amount, funders, cuts, unfunded, overflow
+            if len(r) == 5 or (r[11] is None and not r[10]):  # whole, or no reason, no reports: plain values
+                # outcome, occurrence, amount (a whole row); tariff, funders, cuts, unfunded, overflow
+                key = r[2:10]
                 end = ends.get(key)
                 if end is None:
                     tail = tails.get(key[1:])
@@ -317,6 +339,7 @@ class LineFormatter:
 
     def _tail(self, r: tuple) -> str:
         dumps = json.dumps
+        r = full_row(r, self.funders)
         funders = ", ".join(f'{dumps(f, ensure_ascii=False)}: "{pence_text(p)}"' for f, p in r[FUNDERS])
         line = (f'"amount": "{pence_text(r[AMOUNT])}", '
                 f'"funders": {{{funders}}}, "tariff": "{pence_text(r[TARIFF])}"')
@@ -373,7 +396,7 @@ class Statement:
 
     @functools.cached_property
     def payments(self) -> tuple[Payment, ...]:
-        return tuple(Payment.from_row(r, self.outcomes) for r in self.rows)
+        return tuple(Payment.from_row(r, self.outcomes, self.funders) for r in self.rows)
 
     @functools.cached_property
     def totals(self) -> Totals:
@@ -451,6 +474,7 @@ class Statement:
         by_funder: dict[str, int] = {}
         seen = set()
         for r in self.rows:
+            r = full_row(r, self.funders)
             prev = self._previous(r)
             seen.add((r[SUBJECT], self.outcomes[r[OUTCOME]], r[OCCURRENCE]))
             paid = prev.amount if prev else 0
@@ -497,7 +521,7 @@ class Statement:
     def write_json(self, out: TextIO) -> None:
         """Write the statement as JSON: the totals, then one line per payment, in payment order."""
         out.write(head_json(self._head()))
-        formatter = LineFormatter(self.outcomes, self.show_unfunded)
+        formatter = LineFormatter(self.outcomes, self.funders, self.show_unfunded)
         rows = self.rows
         separator = FIRST_PAYMENT
         for start in range(0, len(rows), 8192):
@@ -528,7 +552,9 @@ class Statement:
             ["subject", "outcome", "occurrence", "date", "period", "tariff", "amount", "cuts", *self.funders,
              "unfunded"]
         )
+        funders = self.funders
         for r in self.rows:
+            r = full_row(r, funders)
             shares = dict(r[FUNDERS])
             cuts = "; ".join(f"{c} {pence_text(p)}" for c, p in r[CUTS])
             writer.writerow(
@@ -568,7 +594,7 @@ class Statement:
         block("outcome", outcomes)
         block("funder", funders)
         block("period", periods)
-        cut = [r for r in self.rows if r[CUTS]]
+        cut = [r for r in self.rows if len(r) > WHOLE and r[CUTS]]
         if cut:
             lines.append(f"Payments cut by caps: {len(cut)}, {_grouped(sum(p for r in cut for _, p in r[CUTS]))} in all")
         if self.show_unfunded:

@@ -11,8 +11,11 @@ from fractions import Fraction
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+import attrs
+
 import pbrlang
 from pbrlang.money import round_money, split
+from pbrlang.statement import WHOLE, full_row
 from conftest import example
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -263,6 +266,13 @@ def test_one_cap_over_every_outcome_cuts_as_the_general_path_does(generated):
         run.simple = False
         general = parallel.statement(run, 1)
     assert general.to_json() == statement.to_json()
+    # The lean path keeps a payment paid whole as a five-field row; everything reads it as the full
+    # row the general path makes: every form, the payments, and totals summed again from the rows.
+    assert all(len(r) > WHOLE for r in general.rows)
+    assert [full_row(r, ("F0",)) for r in statement.rows] == list(general.rows)
+    assert statement.payments == general.payments
+    assert (statement.to_csv(), statement.to_table()) == (general.to_csv(), general.to_table())
+    assert attrs.evolve(statement, rows=statement.rows).to_json() == general.to_json()
 
 
 # ---- cohorts ---------------------------------------------------------------------------------
