@@ -289,8 +289,9 @@ class Evaluation:
         """`subject` for the common shape of contract, with everything it needs bound once: no
         alternatives or requirements, nothing kept for later (reports, `paid`), every cap simply
         per subject. The same results as `subject`, with no per-subject look-ups of the plan.
-        With one cap over every outcome and one funder, the payments are also added to `sums`
-        (when given) as they are made."""
+        With one cap over every outcome and one funder, given `sums`, the payments are put under
+        their day and added to `sums` as they are made, and all it returns is whether the subject
+        was eligible (see `finish`)."""
         compiled = self.compiled
         template = self.template
         key_index = self.key_index
@@ -335,12 +336,12 @@ class Evaluation:
 
         lean = one_cap is not None
 
-        def simple_subject(row: tuple) -> SubjectResult:
+        def simple_subject(row: tuple) -> "SubjectResult | bool":
             fr = template[:]
             fr[0] = row
             key = row[key_index]
             if eligible is not None and not eligible(fr):
-                return result((key, False, no_days, (), ()))
+                return False if sums is not None else result((key, False, no_days, (), ()))
             steps(fr)
             # With one cap over every outcome and one funder (lean), the payments are made as
             # finished rows at once, each whole, and remade with cuts only when their sum is over
@@ -384,7 +385,7 @@ class Evaluation:
                         k += 1
                         append((d, index, k, pence))
             if not made:
-                return result((key, True, days_of(fr), (), ()))
+                return True if sums is not None else result((key, True, days_of(fr), (), ()))
             made.sort()  # day, (subject,) contract order, occurrence: never equal, so nothing else decides
             if not lean:
                 return result((key, True, days_of(fr), (), tuple(finish(key, made, limits_of(fr), fr))))
@@ -418,6 +419,7 @@ class Evaluation:
                         rows_by_day[day] = [r]
                     else:
                         same_day.append(r)
+                return True
             return result((key, True, days_of(fr), (), tuple(rows)))
 
         return simple_subject
@@ -496,59 +498,71 @@ class Evaluation:
             limits[i] = pence
         return tuple(limits)
 
-    def first_pass(self, rows=None, by_day: dict | None = None,
-                   totals: Totals | None = None) -> tuple[list[SubjectResult], list[EvaluationError]]:
-        """Every subject on its own, in subject id order. Given `by_day` (a contract whose payments
-        finish subject by subject), each subject's payment rows are also put there under their day,
-        in payment order, while they are fresh in the processor's cache; given `totals` too, the
-        payments (and the subjects paid) are added to it. The totals are whole only when no
-        subject failed: a subject that fails may have added some of its payments (every caller
-        stops at the errors, and no statement is made)."""
+    def first_pass(self, rows=None) -> tuple[list[SubjectResult], list[EvaluationError]]:
+        """Every subject on its own, in subject id order: what each achieved and claims."""
         results, errors = [], []
         append = results.append
         key = self.key_index
-        lean = totals is not None and by_day is not None and self.simple and self.one_cap is not None
-        sums = LeanSums(len(self.program.outcomes), by_day) if lean else None
-        subject = self._simple_subject(sums) if self.simple else self.subject
-        # The lean path puts the rows under their day itself.
-        day_of = by_day.get if by_day is not None and sums is None else None
-        paid = 0
+        subject = self._simple_subject() if self.simple else self.subject
         for row in sorted(self.subject_rows if rows is None else rows, key=operator.itemgetter(key)):
             try:
-                result = subject(row)
-                append(result)
-                if day_of is not None and result.claims:
-                    paid += 1
-                    for payment in result.claims:
-                        same_day = day_of(payment[0])
-                        if same_day is None:
-                            by_day[payment[0]] = [payment]
-                        else:
-                            same_day.append(payment)
+                append(subject(row))
             except EvaluationError as err:
                 errors.append(err if err.subject else EvaluationError(err.message, row[key], err.span))
             except (ArithmeticError, OverflowError, ValueError) as err:
                 errors.append(EvaluationError(f"cannot be evaluated: {err}", row[key]))
-        if totals is not None:
-            if sums is not None:
-                totals.add_sums(sums.rows, sums.by_outcome, self.program.funders[0], sums.paid)
-            else:
-                totals.add_days(by_day, paid)
         return results, errors
+
+    def finish(self, rows, by_day: dict, totals: Totals) -> tuple[int, int, list[EvaluationError]]:
+        """The first pass of a contract whose payments finish subject by subject (`decomposable`):
+        every subject in id order, each one's payment rows put under their day in `by_day`, in
+        payment order, while they are fresh in the processor's cache, and added to `totals`.
+        The subjects evaluated and eligible, and the errors. The totals are whole only when no
+        subject failed: a subject that fails may have added some of its payments (every caller
+        stops at the errors, and no statement is made)."""
+        assert self.decomposable
+        errors = []
+        key = self.key_index
+        evaluated = eligible = paid = 0
+        if self.simple and self.one_cap is not None:
+            # The lean path puts the rows under their day and sums them itself, and says only
+            # whether the subject was eligible.
+            sums = LeanSums(len(self.program.outcomes), by_day)
+            subject = self._simple_subject(sums)
+            for row in sorted(rows, key=operator.itemgetter(key)):
+                try:
+                    eligible += subject(row)
+                    evaluated += 1
+                except EvaluationError as err:
+                    errors.append(err if err.subject else EvaluationError(err.message, row[key], err.span))
+                except (ArithmeticError, OverflowError, ValueError) as err:
+                    errors.append(EvaluationError(f"cannot be evaluated: {err}", row[key]))
+            totals.add_sums(by_day, sums.by_outcome, self.program.funders[0], sums.paid)
+            return evaluated, eligible, errors
+        results, errors = self.first_pass(rows)
+        day_of = by_day.get
+        for result in results:
+            eligible += result.eligible
+            if result.claims:
+                paid += 1
+                for payment in result.claims:
+                    same_day = day_of(payment[0])
+                    if same_day is None:
+                        by_day[payment[0]] = [payment]
+                    else:
+                        same_day.append(payment)
+        totals.add_days(by_day, paid)
+        return len(results), eligible, errors
 
     # ---- second pass: caps, split and ceilings, in payment order --------------------------
 
-    def statement(self, results: list[SubjectResult], by_day: dict | None = None,
-                  totals: Totals | None = None) -> Statement:
+    def statement(self, results: list[SubjectResult]) -> Statement:
         """Take every claim in payment order (day, subject id, contract order) through the caps,
-        the funders' split and the funders' ceilings, in whole pence. `by_day` and `totals`: the
-        payments the first pass grouped by day and summed, when it finished them (a decomposable
-        contract, in one process)."""
+        the funders' split and the funders' ceilings, in whole pence."""
         eligible = sum(1 for r in results if r.eligible)
-        if self.decomposable:
-            if by_day is None:  # the first pass ran in several processes: group and sum its payments here
-                by_day = grouped_by_day(c for r in results for c in r.claims)
-                totals = self.new_totals().add_days(by_day, sum(1 for r in results if r.claims))
+        if self.decomposable:  # the payments are finished: group and sum them
+            by_day = grouped_by_day(c for r in results for c in r.claims)
+            totals = self.new_totals().add_days(by_day, sum(1 for r in results if r.claims))
             return self.assemble(in_payment_order(by_day), totals, len(results), eligible, self._blocks(results))
         # Subjects arrive in id order and each subject's claims in contract order, so one
         # bucket per day keeps payment order without sorting millions of claims.

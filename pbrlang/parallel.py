@@ -95,17 +95,14 @@ def _first_pass(number: int):
     return [(r.subject, r.eligible, r.days, r.excluded, r.claims) for r in results], _errors_of(errors)
 
 
-def first_pass(run: Evaluation, workers: int) -> tuple[list[SubjectResult], dict | None, Totals | None]:
-    """The first pass over every subject, split between `workers` processes; with the payments
-    grouped by day and summed when one process finished them (see Evaluation.first_pass)."""
+def first_pass(run: Evaluation, workers: int) -> list[SubjectResult]:
+    """The first pass over every subject, split between `workers` processes."""
     global _RUN, _RANGES
     if workers <= 1:
-        by_day = {} if run.decomposable else None
-        totals = run.new_totals() if run.decomposable else None
-        results, errors = run.first_pass(by_day=by_day, totals=totals)
+        results, errors = run.first_pass()
         if errors:
             raise EvaluationErrors(errors)
-        return results, by_day, totals
+        return results
     _RUN, _RANGES = run, _ranges(run, workers)
     try:
         with multiprocessing.get_context("fork").Pool(workers) as pool:
@@ -113,7 +110,7 @@ def first_pass(run: Evaluation, workers: int) -> tuple[list[SubjectResult], dict
     finally:
         _RUN, _RANGES = None, []
     _raise_errors(errs for _, errs in parts)
-    return [SubjectResult(*r) for results, _ in parts for r in results], None, None
+    return [SubjectResult(*r) for results, _ in parts for r in results]
 
 
 def statement(run: Evaluation, workers: int) -> Statement:
@@ -127,8 +124,15 @@ def statement(run: Evaluation, workers: int) -> Statement:
     process reads the chunks in order as they are done, each day's rows after the
     earlier ones': the single-process order."""
     global _RUN, _RANGES
-    if workers <= 1 or not finishes_in_parts(run):
-        return run.statement(*first_pass(run, workers))
+    if not finishes_in_parts(run):
+        return run.statement(first_pass(run, workers))
+    if workers <= 1:
+        by_day: dict[int, list] = {}
+        totals = run.new_totals()
+        evaluated, eligible, errors = run.finish(run.subject_rows, by_day, totals)
+        if errors:
+            raise EvaluationErrors(errors)
+        return run.assemble(in_payment_order(by_day), totals, evaluated, eligible)
     with tempfile.TemporaryDirectory(prefix="pbr-") as folder:
         _RUN, _RANGES = run, _ranges(run, workers, FIRST_SHARE)
         jobs = [(i, start, folder) for i in range(1, len(_RANGES)) for start in range(0, len(_RANGES[i]), CHUNK)]
@@ -161,8 +165,8 @@ def _finish(run: Evaluation, rows: list[tuple]) -> tuple:
     """Subjects' payment rows grouped by day, their totals, and the subjects counted."""
     by_day: dict[int, list] = {}
     totals = run.new_totals()
-    results, errors = run.first_pass(rows, by_day, totals)
-    return by_day, totals, len(results), sum(1 for r in results if r.eligible), _errors_of(errors)
+    evaluated, eligible, errors = run.finish(rows, by_day, totals)
+    return by_day, totals, evaluated, eligible, _errors_of(errors)
 
 
 def _finish_chunk(job: tuple) -> tuple:
