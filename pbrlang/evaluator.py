@@ -114,6 +114,17 @@ def _fields_named(node: n.Expr, info) -> list[str]:
     return found
 
 
+# What evaluating one subject may raise: that subject cannot be evaluated, the others go on.
+_SUBJECT_FAILS = (EvaluationError, ArithmeticError, OverflowError, ValueError)
+
+
+def _naming(err: Exception, subject: str) -> EvaluationError:
+    """An error met while evaluating one subject, naming the subject."""
+    if isinstance(err, EvaluationError):
+        return err if err.subject else EvaluationError(err.message, subject, err.span)
+    return EvaluationError(f"cannot be evaluated: {err}", subject)
+
+
 def in_payment_order(by_day: dict[int, list]) -> list[tuple]:
     """Payment rows grouped by day (each day's in payment order), one list, day after day."""
     rows: list[tuple] = []
@@ -507,10 +518,8 @@ class Evaluation:
         for row in sorted(self.subject_rows if rows is None else rows, key=operator.itemgetter(key)):
             try:
                 append(subject(row))
-            except EvaluationError as err:
-                errors.append(err if err.subject else EvaluationError(err.message, row[key], err.span))
-            except (ArithmeticError, OverflowError, ValueError) as err:
-                errors.append(EvaluationError(f"cannot be evaluated: {err}", row[key]))
+            except _SUBJECT_FAILS as err:
+                errors.append(_naming(err, row[key]))
         return results, errors
 
     def finish(self, rows, by_day: dict, totals: Totals) -> tuple[int, int, list[EvaluationError]]:
@@ -524,35 +533,36 @@ class Evaluation:
         errors = []
         key = self.key_index
         evaluated = eligible = paid = 0
-        if self.simple and self.one_cap is not None:
-            # The lean path puts the rows under their day and sums them itself, and says only
-            # whether the subject was eligible.
-            sums = LeanSums(len(self.program.outcomes), by_day)
-            subject = self._simple_subject(sums)
-            for row in sorted(rows, key=operator.itemgetter(key)):
-                try:
-                    eligible += subject(row)
-                    evaluated += 1
-                except EvaluationError as err:
-                    errors.append(err if err.subject else EvaluationError(err.message, row[key], err.span))
-                except (ArithmeticError, OverflowError, ValueError) as err:
-                    errors.append(EvaluationError(f"cannot be evaluated: {err}", row[key]))
-            totals.add_sums(by_day, sums.by_outcome, self.program.funders[0], sums.paid)
-            return evaluated, eligible, errors
-        results, errors = self.first_pass(rows)
+        # The lean path puts the rows under their day and sums them itself, and says only
+        # whether the subject was eligible.
+        lean = self.simple and self.one_cap is not None
+        sums = LeanSums(len(self.program.outcomes), by_day) if lean else None
+        subject = self._simple_subject(sums) if self.simple else self.subject
         day_of = by_day.get
-        for result in results:
-            eligible += result.eligible
-            if result.claims:
-                paid += 1
-                for payment in result.claims:
-                    same_day = day_of(payment[0])
-                    if same_day is None:
-                        by_day[payment[0]] = [payment]
-                    else:
-                        same_day.append(payment)
-        totals.add_days(by_day, paid)
-        return len(results), eligible, errors
+        for row in sorted(rows, key=operator.itemgetter(key)):
+            try:
+                result = subject(row)
+            except _SUBJECT_FAILS as err:
+                errors.append(_naming(err, row[key]))
+                continue
+            evaluated += 1
+            if lean:
+                eligible += result
+            else:
+                eligible += result.eligible
+                if result.claims:
+                    paid += 1
+                    for payment in result.claims:
+                        same_day = day_of(payment[0])
+                        if same_day is None:
+                            by_day[payment[0]] = [payment]
+                        else:
+                            same_day.append(payment)
+        if lean:
+            totals.add_sums(by_day, sums.by_outcome, self.program.funders[0], sums.paid)
+        else:
+            totals.add_days(by_day, paid)
+        return evaluated, eligible, errors
 
     # ---- second pass: caps, split and ceilings, in payment order --------------------------
 
