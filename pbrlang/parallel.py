@@ -33,7 +33,7 @@ from .data import Part, find_files, load, no_cycle_collection
 from .errors import DataError, EvaluationError, EvaluationErrors, UsageError
 from .evaluator import Evaluation, SubjectResult, check_rows, decomposable, in_payment_order
 from .money import exact_context
-from .statement import FIRST_PAYMENT, PAYMENT_SEPARATOR, LineFormatter, Statement, Totals, head_json
+from .statement import FIRST_PAYMENT, PAYMENT_SEPARATOR, LineFormatter, Statement, head_json
 from .statement import EMPTY_PAYMENTS_END, PAYMENTS_END
 
 # Below this many subjects a second process costs more than it saves.
@@ -127,11 +127,8 @@ def statement(run: Evaluation, workers: int) -> Statement:
     if not finishes_in_parts(run):
         return run.statement(first_pass(run, workers))
     if workers <= 1:
-        by_day: dict[int, list] = {}
-        totals = run.new_totals()
-        evaluated, eligible, errors = run.finish(run.subject_rows, by_day, totals)
-        if errors:
-            raise EvaluationErrors(errors)
+        by_day, totals, evaluated, eligible, errors = _finish(run, run.subject_rows)
+        _raise_errors([errors])
         return run.assemble(in_payment_order(by_day), totals, evaluated, eligible)
     with tempfile.TemporaryDirectory(prefix="pbr-") as folder:
         _RUN, _RANGES = run, _ranges(run, workers, FIRST_SHARE)
