@@ -75,7 +75,10 @@ def _opened(output: str | None):
 
     A regular file is written under a temporary name beside it and put in its place only when
     complete, so that an error (an evaluation error, a full disk, Ctrl-C) leaves no half-written
-    statement and an earlier file as it was. A device or a pipe (`/dev/stdout`) is written as it is."""
+    statement and an earlier file as it was. When the folder takes no new file but the file
+    there may be written, the statement is made in the system's temporary folder and copied over
+    the file once complete (an error before then still leaves the file as it was). A device or a
+    pipe (`/dev/stdout`) is written as it is."""
     if not output:
         yield sys.stdout
         return
@@ -93,16 +96,33 @@ def _opened(output: str | None):
         return
     target = os.path.realpath(output)  # a link is followed, not replaced by a file
     folder, name = os.path.split(target)
+    copied = False  # made elsewhere, then copied over the file
     try:
         handle, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".partial", dir=folder)
     except OSError as err:
-        raise _unwritable(output, err) from None
+        if existing is None or not os.access(target, os.W_OK):
+            raise _unwritable(output, err) from None
+        try:
+            handle, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".partial")
+        except OSError:
+            raise _unwritable(output, err) from None
+        copied = True
     try:
         # The permissions `open` would have given the file (or that it had).
         os.fchmod(handle, stat.S_IMODE(existing.st_mode) if existing is not None else 0o666 & ~_umask())
         with open(handle, "w", encoding="utf-8", newline="") as out:
             yield out
-        os.replace(temporary, target)
+        if copied:
+            import shutil
+
+            try:
+                with open(temporary, "rb") as made, open(target, "wb") as place:
+                    shutil.copyfileobj(made, place)
+            except OSError as err:
+                raise _unwritable(output, err) from None
+            os.unlink(temporary)
+        else:
+            os.replace(temporary, target)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(temporary)

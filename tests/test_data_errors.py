@@ -177,3 +177,47 @@ def test_the_output_can_be_a_device():
     done = pbr(*args)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("{") and '"payments"' in done.stdout
+
+
+def test_a_writable_file_in_a_folder_that_takes_no_new_file_is_written_once_complete(tmp_path, monkeypatch, capsys):
+    """(This suite may run as root, whom no folder refuses: the folder's refusal is simulated.)"""
+    import tempfile
+
+    from pbrlang import cli
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    out = shared / "statement.json"
+    out.write_text("last month's statement\n")
+    elsewhere = tmp_path / "tmp"
+    elsewhere.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(elsewhere))
+    make = tempfile.mkstemp
+
+    def refused_in_shared(*args, dir=None, **kwargs):
+        if dir is not None and Path(dir) == shared.resolve():
+            raise PermissionError(13, "Permission denied")
+        return make(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkstemp", refused_in_shared)
+    (tmp_path / "contract.pbr").write_text(DIVIDING)
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "participants.csv").write_text("id,start,sessions\nP1,2020-01-01,2\nP2,2020-01-01,0\n")
+    args = ["eval", str(tmp_path / "contract.pbr"), "--data", str(data), "--as-of", "2020-12-31",
+            "--format", "json", "--output", str(out)]
+
+    assert cli.run(args) == 1  # an evaluation error: the file as it was, nothing left anywhere
+    assert "division by zero" in capsys.readouterr().err
+    assert out.read_text() == "last month's statement\n"
+    assert list(elsewhere.iterdir()) == [] and sorted(p.name for p in shared.iterdir()) == ["statement.json"]
+
+    (data / "participants.csv").write_text("id,start,sessions\nP1,2020-01-01,2\nP2,2020-01-01,4\n")
+    assert cli.run(args) == 0, capsys.readouterr().err
+    contract = pbrlang.load(tmp_path / "contract.pbr")
+    assert out.read_text() == contract.evaluate(contract.load_data([data]), datetime.date(2020, 12, 31)).to_json()
+    assert list(elsewhere.iterdir()) == [] and sorted(p.name for p in shared.iterdir()) == ["statement.json"]
+
+    # A file that is not there cannot be made in such a folder: said so, nothing written.
+    assert cli.run(args[:-1] + [str(shared / "new.json")]) == 1
+    assert "new.json: cannot be written (Permission denied)" in capsys.readouterr().err
