@@ -183,7 +183,6 @@ class Totals:
         self.seen_funder: set[str] = set()
         self.by_period: dict[str, int] = {}
         self.subjects_paid = 0
-        self.payments = 0
 
     def add(self, rows: Sequence[tuple]) -> "Totals":
         """Add payment rows, in any order. One subject's rows must all come in one call (the
@@ -227,11 +226,10 @@ class Totals:
 
     def _add_period(self, day: int, rows: list) -> int:
         """One day's rows in the figures found the same way however they were made: the day's
-        period, the payments, the outcomes seen. The day's amount."""
+        period and the outcomes seen. The day's amount."""
         amount = sum(map(_AMOUNT, rows))
         month = _month(day)
         self.by_period[month] = self.by_period.get(month, 0) + amount
-        self.payments += len(rows)
         seen = self.seen_outcome
         if not all(seen):  # soon every outcome is seen, and the rows need not be looked at for it
             for outcome in set(map(_OUTCOME, rows)):
@@ -261,7 +259,6 @@ class Totals:
         for m, v in other.by_period.items():
             self.by_period[m] = self.by_period.get(m, 0) + v
         self.subjects_paid += other.subjects_paid  # subjects are split between parts, never shared
-        self.payments += other.payments
         return self
 
 
