@@ -13,7 +13,7 @@ import tempfile
 
 import attrs
 
-from .contract import _as_of, check_file, load
+from .contract import as_of_date, check_file, load
 from .errors import ContractError, PbrError, UsageError
 
 
@@ -166,7 +166,7 @@ def run(argv: list[str] | None = None) -> int:
             # Large data: each process loads and evaluates its own range of subjects.
             from . import parallel
 
-            warnings = parallel.write_json_split(contract.compiled, args.data, _as_of(args.as_of),
+            warnings = parallel.write_json_split(contract.compiled, args.data, as_of_date(args.as_of),
                                                  lambda: _opened(args.output), args.workers)
             if warnings is not None:
                 for w in warnings:

@@ -52,7 +52,7 @@ class Contract:
         left out and listed in the statement, instead of rejecting the run."""
         from . import data, evaluator
 
-        as_of = _as_of(as_of)
+        as_of = as_of_date(as_of)
         dataset = tables if isinstance(tables, data.Dataset) else self.load_data(tables, exclude_invalid)
         return evaluator.evaluate(self.compiled, dataset, as_of, workers, exclude_invalid)
 
@@ -60,12 +60,13 @@ class Contract:
         """Evaluate and write the statement's JSON to `out`, streaming; same bytes as evaluate().to_json()."""
         from . import data, evaluator
 
-        as_of = _as_of(as_of)
+        as_of = as_of_date(as_of)
         dataset = tables if isinstance(tables, data.Dataset) else self.load_data(tables)
         evaluator.write_json(self.compiled, dataset, as_of, out, workers)
 
 
-def _as_of(value: datetime.date | str) -> datetime.date:
+def as_of_date(value: datetime.date | str) -> datetime.date:
+    """An as-of date given as a date or as text YYYY-MM-DD (as the command line gives it)."""
     if isinstance(value, datetime.datetime):
         raise UsageError("as_of is a date, not a date and time")
     if isinstance(value, datetime.date):
