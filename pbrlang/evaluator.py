@@ -29,7 +29,7 @@ from . import data
 from .data import Dataset, Table, no_cycle_collection
 from .errors import DataError, DataProblem, EvaluationError, EvaluationErrors
 from .money import ZERO, exact_context, round_money, splitter
-from .statement import CapUse, Statement, Totals, grouped_by_day, pence_text, pounds
+from .statement import CapUse, Statement, Totals, file_under_day, grouped_by_day, pence_text, pounds
 
 
 # A claim is a payable outcome of one subject, before caps, as a tuple:
@@ -343,7 +343,6 @@ class Evaluation:
             if sums is not None:
                 outcome_sums = sums.by_outcome
                 rows_by_day = sums.rows
-                rows_of_day = rows_by_day.get
 
         lean = one_cap is not None
 
@@ -423,13 +422,7 @@ class Evaluation:
                 # Put under their day while the rows are at hand (each day's sum is taken later,
                 # a pass in C over the day's rows).
                 sums.paid += 1
-                for r in rows:
-                    day = r[0]
-                    same_day = rows_of_day(day)
-                    if same_day is None:
-                        rows_by_day[day] = [r]
-                    else:
-                        same_day.append(r)
+                file_under_day(rows_by_day, rows)
                 return True
             return result((key, True, days_of(fr), (), tuple(rows)))
 
@@ -538,7 +531,6 @@ class Evaluation:
         lean = self.simple and self.one_cap is not None
         sums = LeanSums(len(self.program.outcomes), by_day) if lean else None
         subject = self._simple_subject(sums) if self.simple else self.subject
-        day_of = by_day.get
         for row in sorted(rows, key=operator.itemgetter(key)):
             try:
                 result = subject(row)
@@ -552,12 +544,7 @@ class Evaluation:
                 eligible += result.eligible
                 if result.claims:
                     paid += 1
-                    for payment in result.claims:
-                        same_day = day_of(payment[0])
-                        if same_day is None:
-                            by_day[payment[0]] = [payment]
-                        else:
-                            same_day.append(payment)
+                    file_under_day(by_day, result.claims)
         if lean:
             totals.add_sums(by_day, sums.by_outcome, self.program.funders[0], sums.paid)
         else:

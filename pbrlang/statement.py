@@ -160,9 +160,14 @@ class CapUse:
 
 def grouped_by_day(rows: Iterable[tuple]) -> dict[int, list]:
     """Payment rows (or claims) under their day, each day's in the order given."""
-    by_day: dict[int, list] = {}
+    return file_under_day({}, rows)
+
+
+def file_under_day(by_day: dict[int, list], rows: Iterable[tuple]) -> dict[int, list]:
+    """Add payment rows (or claims) to `by_day` under their day, after that day's rows already there."""
+    same_day_of = by_day.get
     for row in rows:
-        same_day = by_day.get(row[0])
+        same_day = same_day_of(row[0])
         if same_day is None:
             by_day[row[0]] = [row]
         else:
