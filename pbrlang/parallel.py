@@ -21,12 +21,10 @@ from __future__ import annotations
 
 import decimal
 import marshal
-import multiprocessing
 import operator
 import os
 import stat
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from typing import TextIO
 
 from .data import Part, find_files, load, no_cycle_collection
@@ -43,6 +41,9 @@ CHUNK = 25_000  # subjects a worker formats before writing them out
 # reading them back costs it about as much as their writing costs the others.
 FIRST_SHARE = 0.55
 
+# Workers are forked (they inherit the loaded tables); where there is no fork, one process runs.
+CAN_FORK = hasattr(os, "fork")
+
 _RUN: Evaluation | None = None  # inherited by forked workers
 _RANGES: list[list[tuple]] = []  # likewise: a worker is sent a range's number, never its rows
 
@@ -51,7 +52,7 @@ def workers_for(run: Evaluation, requested: int | None) -> int:
     """How many processes to use. By default more than one only when they can finish their own
     subjects' payments (caps all per subject, no ceilings, no `paid`) and the data is large:
     sending every subject's claims back to one process costs more than evaluating them there."""
-    if run.keeps_frames or "fork" not in multiprocessing.get_all_start_methods():
+    if run.keeps_frames or not CAN_FORK:
         return 1  # claims that carry a subject's frame stay in this process
     if requested is not None:
         return max(1, requested)
@@ -77,6 +78,14 @@ def _ranges(run: Evaluation, parts: int, first_share: float | None = None) -> li
     first = round(len(ordered) * first_share)
     size = -(-(len(ordered) - first) // (parts - 1)) or 1
     return [ordered[:first]] + [ordered[i: i + size] for i in range(first, len(ordered), size)]
+
+
+def _pool(processes: int):
+    """A pool of `processes` forked workers. multiprocessing is imported here, not with this
+    module: a run small enough for one process never needs it (10-15 ms of every start)."""
+    import multiprocessing
+
+    return multiprocessing.get_context("fork").Pool(processes)
 
 
 def _errors_of(errors: list[EvaluationError]) -> list[tuple]:
@@ -105,7 +114,7 @@ def first_pass(run: Evaluation, workers: int) -> list[SubjectResult]:
         return results
     _RUN, _RANGES = run, _ranges(run, workers)
     try:
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
+        with _pool(workers) as pool:
             parts = pool.map(_first_pass, range(len(_RANGES)))
     finally:
         _RUN, _RANGES = None, []
@@ -134,7 +143,7 @@ def statement(run: Evaluation, workers: int) -> Statement:
         _RUN, _RANGES = run, _ranges(run, workers, FIRST_SHARE)
         jobs = [(i, start, folder) for i in range(1, len(_RANGES)) for start in range(0, len(_RANGES[i]), CHUNK)]
         try:
-            with multiprocessing.get_context("fork").Pool(workers - 1) as pool:
+            with _pool(workers - 1) as pool:
                 done = pool.imap(_finish_chunk, jobs)  # in order, each as soon as it is finished
                 by_day, totals, evaluated, eligible, errors = _finish(run, _RANGES[0])
                 errors = [errors]
@@ -220,7 +229,7 @@ def write_json(run: Evaluation, out: TextIO, workers: int) -> None:
         try:
             jobs = [(i, folder) for i in range(len(_RANGES))]
             # This process takes the first range itself: one process fewer holding a copy of the tables.
-            with multiprocessing.get_context("fork").Pool(len(jobs) - 1) as pool:
+            with _pool(len(jobs) - 1) as pool:
                 pending = pool.map_async(_format_part, jobs[1:])
                 first = _format_part(jobs[0])
                 parts = [first] + pending.get()
@@ -303,7 +312,7 @@ def write_json_split(compiled, sources, as_of, opener, workers: int | None = Non
     another shape, one process, fewer than PARALLEL_FROM subjects) or some part's data is
     wrong, so that loading it whole reports the problems as usual."""
     global _SPLIT
-    if "fork" not in multiprocessing.get_all_start_methods() or workers == 1:
+    if not CAN_FORK or workers == 1:
         return None
     fields = id_fields(compiled)
     if fields is None:
@@ -333,7 +342,7 @@ def write_json_split(compiled, sources, as_of, opener, workers: int | None = Non
             tempfile.TemporaryDirectory(prefix="pbr-") as folder:
         _SPLIT = (compiled, files, as_of, parts, folder)
         try:
-            with multiprocessing.get_context("fork").Pool(workers - 1) as pool:
+            with _pool(workers - 1) as pool:
                 pending = pool.map_async(_load_and_format, range(1, workers))
                 first = _load_and_format(0, keep_run=True)
                 others = pending.get()
@@ -415,6 +424,8 @@ def _merge(run: Evaluation, parts: list[tuple], out: TextIO) -> None:
         for i, offset, length in order[1:]:
             placed[i].append((offset, length, at))
             at += length
+        from concurrent.futures import ThreadPoolExecutor
+
         with ThreadPoolExecutor(len(parts)) as threads:
             done = list(threads.map(_place, [(part[0], target, placed[i]) for i, part in enumerate(parts)]))
         if all(done):

@@ -28,6 +28,22 @@ def test_pbr_check_imports_nothing_of_evaluation():
         assert f"pbrlang.{module}" not in loaded
 
 
+def test_a_run_small_enough_for_one_process_never_imports_multiprocessing(tmp_path):
+    """Workers are for large data; importing multiprocessing costs every small run 10-15 ms."""
+    data = example("work-programme").parent / "sample"
+    code = ("import sys; from pbrlang import cli; "
+            "assert cli.run(['eval', %r, '--data', %r, '--as-of', '2014-06-30', '--format', 'json', "
+            "'--output', %r]) == 0; "
+            "import pbrlang; c = pbrlang.load(%r); c.evaluate(c.load_data([%r]), '2014-06-30'); "
+            "print('pbrlang.parallel' in sys.modules, 'multiprocessing' in sys.modules)"
+            % (str(example("work-programme")), str(data), str(tmp_path / "s.json"), str(example("work-programme")),
+               str(data)))
+    run = _python(code)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split("\n")[-2] == "True False"
+    assert (tmp_path / "s.json").read_text().startswith("{")
+
+
 def test_the_package_still_offers_the_statement_classes():
     import pbrlang
     from pbrlang import statement
