@@ -546,7 +546,7 @@ class Evaluation:
                     paid += 1
                     file_under_day(by_day, result.claims)
         if lean:
-            totals.add_sums(by_day, sums.by_outcome, self.program.funders[0], sums.paid)
+            totals.add_sums(by_day, sums.by_outcome, sums.paid)
         else:
             totals.add_days(by_day, paid)
         return evaluated, eligible, errors

@@ -268,7 +268,8 @@ class _Explainer:
         days = {o.name: fr[o.slot] if eligible else None for o in self.compiled.outcomes}
         result = run.subject(row)
         excluded = dict(result.excluded)
-        payments = [Payment.from_row(r, self.statement.outcomes, self.statement.funders) for r in self.rows_of_subject.get(subject, [])]
+        payments = [Payment.from_row(r, self.statement.outcomes, self.statement.funders)
+                    for r in self.rows_of_subject.get(subject, [])]
         outcomes = []
         for o, co in zip(self.program.outcomes, self.compiled.outcomes):
             outcomes.append(self._outcome(o, co, fr, eligible, days, excluded, payments, events))

@@ -241,16 +241,16 @@ class Totals:
                 seen[outcome] = True
         return amount
 
-    def add_sums(self, by_day: dict[int, list], by_outcome: list[int], funder: str, subjects_paid: int) -> None:
-        """Add payment rows grouped by day (`by_day`), all paid whole to one funder, whose paid
-        per outcome was summed as they were made: what add_days finds, without a pass in Python
-        over every row for the outcomes' sums."""
+    def add_sums(self, by_day: dict[int, list], by_outcome: list[int], subjects_paid: int) -> None:
+        """Add payment rows grouped by day (`by_day`), all paid by the contract's only funder and
+        none unfunded, whose paid per outcome was summed as they were made: what add_days finds,
+        without a pass in Python over every row for the outcomes' sums."""
         total = sum([self._add_period(day, rows) for day, rows in by_day.items()])
         self.total += total
         self.by_outcome = [a + b for a, b in zip(self.by_outcome, by_outcome)]
         if by_day:
-            self.by_funder[funder] += total
-            self.seen_funder.add(funder)
+            self.by_funder[self.funders[0]] += total
+            self.seen_funder.add(self.funders[0])
         self.subjects_paid += subjects_paid
 
     def merge(self, other: "Totals") -> "Totals":
