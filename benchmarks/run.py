@@ -6,8 +6,9 @@
 For each size it generates the data once (deterministic, benchmarks/data/), then
 measures, as the median of several runs:
   - end to end: `pbr eval ... --format json --output FILE` and `baseline_wp.py
-    ... --output FILE` as separate processes (wall time, and peak memory: the
-    largest total resident memory of the process and its children, sampled);
+    ... --output FILE` as separate processes, from a folder outside the repository
+    (wall time, and peak memory: the largest total resident memory of the process
+    and its children, sampled);
   - phases, one after the other in one script: load (read and check the tables), evaluate
     (pbrlang: both cores from 20,000 subjects), write
     the JSON; for the baseline: read its CSV files, evaluate, write;
@@ -73,7 +74,7 @@ def _tree_rss_kb(pid: int) -> int:
     return total
 
 
-def timed(cmd: list[str]) -> tuple[float, int, str, str]:
+def timed(cmd: list[str], cwd: str | None = None) -> tuple[float, int, str, str]:
     """Wall time, peak memory of the process tree (KB), standard output and standard error.
 
     Each run starts once the files written by the run before are on disk (several hundred MB at
@@ -81,7 +82,7 @@ def timed(cmd: list[str]) -> tuple[float, int, str, str]:
     os.sync()
     time.sleep(1)
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd)
     peak = 0
     done = threading.Event()
 
@@ -123,30 +124,33 @@ def same_statement(a: Path, b: Path) -> bool:
     return [row(p) for p in x["payments"]] == [row(p) for p in y["payments"]]
 
 
-def contract_load_times(runs: int) -> tuple[float, float, str]:
-    """Cold `pbr check` (median of `runs` new processes), warm parse + check + compile, and which `pbr` was timed.
+def pbr_command() -> tuple[list[str], str, str]:
+    """How `pbr` is run: the command, the folder it is run from, and what it imports.
 
-    Cold is the installed `pbr` script beside this Python when there is one, run from a folder
-    outside the repository so that it imports the installed package (with its compiled files), as
-    a user's `pbr` does; otherwise `python -m pbrlang.cli` from the repository (its source tree,
-    compiled again at every start when PYTHONDONTWRITEBYTECODE is set). One run first, untimed:
-    the first start after an install writes the grammar cache."""
+    The installed `pbr` script beside this Python when there is one, run from a folder outside
+    the repository, so that it imports the installed package with the compiled files the install
+    wrote, as a user's `pbr` does; otherwise `python -m pbrlang.cli` from the repository (its
+    source tree, compiled again at every start when PYTHONDONTWRITEBYTECODE is set: about 0.1 s
+    of each run on this machine)."""
     script = Path(sys.executable).parent / "pbr"
     if script.exists():
-        cmd, folder = [str(script), "check", str(CONTRACT)], tempfile.gettempdir()
+        cmd, folder = [str(script)], tempfile.gettempdir()
     else:
-        cmd, folder = [sys.executable, "-m", "pbrlang.cli", "check", str(CONTRACT)], str(ROOT)
+        cmd, folder = [sys.executable, "-m", "pbrlang.cli"], str(ROOT)
     # Which package that imports (an editable install imports the source tree).
     package = subprocess.run([sys.executable, "-c", "import os, pbrlang; print(os.path.dirname(pbrlang.__file__))"],
                              cwd=folder, capture_output=True, text=True).stdout.strip() or "?"
-    which = f"{cmd[0] if script.exists() else 'python -m pbrlang.cli'}, importing {package}"
-    here = os.getcwd()
-    os.chdir(folder)
-    try:
-        timed(cmd)
-        cold = median([timed(cmd)[0] for _ in range(runs)])
-    finally:
-        os.chdir(here)
+    return cmd, folder, f"{cmd[0] if script.exists() else 'python -m pbrlang.cli'}, importing {package}"
+
+
+def contract_load_times(runs: int) -> tuple[float, float]:
+    """Cold `pbr check` (median of `runs` new processes) and warm parse + check + compile.
+
+    One run first, untimed: the first start after an install writes the grammar cache."""
+    pbr, folder, _ = pbr_command()
+    cmd = pbr + ["check", str(CONTRACT)]
+    timed(cmd, folder)
+    cold = median([timed(cmd, folder)[0] for _ in range(runs)])
     warm_script = (
         "import time, pbrlang, statistics; text = open(%r).read(); pbrlang.loads(text)\n"
         "ts = []\n"
@@ -155,7 +159,7 @@ def contract_load_times(runs: int) -> tuple[float, float, str]:
         "print(statistics.median(ts))" % str(CONTRACT)
     )
     warm = float(timed([sys.executable, "-c", warm_script])[2])
-    return cold, warm, which
+    return cold, warm
 
 
 def main() -> None:
@@ -165,8 +169,10 @@ def main() -> None:
     args = p.parse_args()
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"Python {platform.python_version()}")
-    cold, warm, which = contract_load_times(11)
-    print(f"contract load: cold `pbr check` {cold * 1000:.0f} ms (median of 11, {which}), "
+    pbr, folder, which = pbr_command()
+    print(f"pbr: {which}, run from {folder}")
+    cold, warm = contract_load_times(11)
+    print(f"contract load: cold `pbr check` {cold * 1000:.0f} ms (median of 11), "
           f"warm parse+check+compile {warm * 1000:.1f} ms")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -175,11 +181,11 @@ def main() -> None:
             data = generate(size)
             e2e_p, mem_p, e2e_b, mem_b, phases_p, phases_b = [], [], [], [], [], []
             for _ in range(args.runs):
-                t, m, _, _ = timed([sys.executable, "-m", "pbrlang.cli", "eval", str(CONTRACT), "--data", str(data),
-                                    "--as-of", AS_OF, "--format", "json", "--output", str(out_p)])
+                t, m, _, _ = timed(pbr + ["eval", str(CONTRACT), "--data", str(data), "--as-of", AS_OF,
+                                          "--format", "json", "--output", str(out_p)], folder)
                 e2e_p.append(t), mem_p.append(m)
                 t, m, _, _ = timed([sys.executable, str(HERE / "baseline_wp.py"), str(data), "--as-of", AS_OF,
-                                    "--output", str(out_b)])
+                                    "--output", str(out_b)], folder)
                 e2e_b.append(t), mem_b.append(m)
                 phases_p.append(json.loads(timed([sys.executable, "-c", PHASES, str(data), str(out_p) + ".2",
                                                   str(CONTRACT), AS_OF])[2]))
