@@ -27,15 +27,16 @@ def _note():
     return attrs.field(kw_only=True, eq=False, repr=False, default=None)
 
 
-@attrs.frozen
-class Node:
-    span: Span | None = _span()
+class Value:
+    """A frozen attrs class's __repr__, __eq__ and __hash__, as attrs would generate them, written
+    once for every such class of the tree and the checked program (each decorated with
+    `repr=False, eq=False`, so that attrs leaves these in place).
 
-    # What attrs would generate for each class, written once for them all: attrs
-    # compiling a __repr__, __eq__ and __hash__ for each of the classes below took
-    # half the time of importing this module, which every `pbr check` does. These
-    # are slower to run, but loading and evaluating a contract never calls them
-    # (tests do).
+    attrs compiling the three for each class took half the time of importing this module, which
+    every `pbr check` does. These are slower to run, but loading and evaluating a contract never
+    calls them (tests do)."""
+
+    __slots__ = ()
 
     def __repr__(self) -> str:
         cls = self.__class__
@@ -50,6 +51,11 @@ class Node:
     def __hash__(self) -> int:
         cls = self.__class__
         return hash((cls, *(getattr(self, name) for name in _compared(cls))))
+
+
+@attrs.frozen(repr=False, eq=False)
+class Node(Value):
+    span: Span | None = _span()
 
 
 @functools.cache

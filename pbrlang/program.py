@@ -12,6 +12,7 @@ from typing import Any
 import attrs
 
 from . import types as t
+from .nodes import Value
 from .source import Source, Span
 
 
@@ -19,8 +20,8 @@ def _span():
     return attrs.field(kw_only=True, eq=False, repr=False, default=None)
 
 
-@attrs.frozen
-class FieldInfo:
+@attrs.frozen(repr=False, eq=False)
+class FieldInfo(Value):
     name: str
     type: t.Type
     optional: bool
@@ -30,8 +31,8 @@ class FieldInfo:
     span: Span | None = _span()
 
 
-@attrs.frozen
-class TableInfo:
+@attrs.frozen(repr=False, eq=False)
+class TableInfo(Value):
     name: str
     fields: tuple[FieldInfo, ...]
     key: str | None
@@ -49,15 +50,15 @@ class TableInfo:
         return [f for f in self.fields if f.references == table]
 
 
-@attrs.frozen
-class Subject:
+@attrs.frozen(repr=False, eq=False)
+class Subject(Value):
     name: str
     table: str
     span: Span | None = _span()
 
 
-@attrs.frozen
-class Band:
+@attrs.frozen(repr=False, eq=False)
+class Band(Value):
     name: str
     entries: tuple[tuple[str, int, int | None], ...]  # (label, first day, last day or None), by first day
     span: Span | None = _span()
@@ -80,8 +81,8 @@ _MISSING = object()
 _BAND_CACHE: dict = {}  # band entries -> {day: label}: days repeat across millions of records
 
 
-@attrs.frozen
-class Tariff:
+@attrs.frozen(repr=False, eq=False)
+class Tariff(Value):
     name: str
     keys: tuple[t.Type, ...]
     cells: dict  # key tuple -> value (Decimal, int or None)
@@ -89,8 +90,8 @@ class Tariff:
     span: Span | None = _span()
 
 
-@attrs.frozen
-class Let:
+@attrs.frozen(repr=False, eq=False)
+class Let(Value):
     name: str
     expr: Any
     record_table: str | None  # `let x of r in table`: one value per record
@@ -100,8 +101,8 @@ class Let:
     span: Span | None = _span()
 
 
-@attrs.frozen
-class Outcome:
+@attrs.frozen(repr=False, eq=False)
+class Outcome(Value):
     name: str
     index: int  # contract order
     conditions: tuple[Any, ...]
@@ -118,8 +119,8 @@ class Outcome:
     clause_spans: dict = attrs.field(factory=dict, eq=False, repr=False)
 
 
-@attrs.frozen
-class Cap:
+@attrs.frozen(repr=False, eq=False)
+class Cap(Value):
     name: str
     limit: Any
     scopes: tuple[str, ...]  # "subject", "outcome", "month", "financial_year", band names
@@ -128,8 +129,8 @@ class Cap:
     span: Span | None = _span()
 
 
-@attrs.frozen
-class Ceiling:
+@attrs.frozen(repr=False, eq=False)
+class Ceiling(Value):
     name: str
     limit: Any
     scopes: tuple[str, ...]
@@ -154,8 +155,8 @@ COHORT_FIELDS = (
 )
 
 
-@attrs.frozen
-class Cohorts:
+@attrs.frozen(repr=False, eq=False)
+class Cohorts(Value):
     """Groups of a table's records as subjects; their figures form the virtual table `cohorts`."""
 
     binder: str
@@ -168,8 +169,8 @@ class Cohorts:
     span: Span | None = _span()
 
 
-@attrs.frozen
-class Program:
+@attrs.frozen(repr=False, eq=False)
+class Program(Value):
     source: Source | None
     name: str
     currency: str

@@ -8,6 +8,7 @@ import sys
 
 from conftest import ROOT, example
 
+import pbrlang
 import pbrlang.nodes as n
 from pbrlang import parser
 
@@ -73,6 +74,21 @@ def test_a_node_is_shown_as_attrs_would_show_it():
     node = n.Binary("+", n.Ref("x", span=None), n.Literal("integer", 1), type="t", meaning="m")
     assert repr(node) == "Binary(op='+', left=Ref(name='x'), right=Literal(kind='integer', value=1))"
     assert repr(n.AsOf()) == "AsOf()"
+
+
+def test_the_checked_program_compares_and_shows_as_attrs_would():
+    """program.py's classes share the tree's __repr__, __eq__ and __hash__: equal when they say the
+    same, wherever they were written; different when anything they say differs."""
+    text = example("work-programme").read_text()
+    first = pbrlang.loads(text, "a.pbr").program
+    moved = pbrlang.loads("\n\n" + text, "b.pbr").program  # every span moves down two lines
+    assert first.tables == moved.tables and first.outcomes == moved.outcomes and first.caps == moved.caps
+    assert first.tables["participants"].span != moved.tables["participants"].span
+    assert hash(first.tables["participants"]) == hash(moved.tables["participants"])
+    cheaper = pbrlang.loads(text.replace("£1,200.00       | £170.00", "£1,100.00       | £170.00"), "c.pbr").program
+    assert cheaper.tariffs["job_outcome_fee"] != first.tariffs["job_outcome_fee"] and cheaper.outcomes == first.outcomes
+    assert first.subject != first.tables["participants"]  # another class is never equal
+    assert repr(first.subject) == "Subject(name='participant', table='participants')"
 
 
 def test_the_pbr_command_leaves_its_objects_to_the_end_of_the_process(monkeypatch, capsys):
