@@ -396,9 +396,11 @@ class Evaluation:
                         append((d, index, k, pence))
             if not made:
                 return True if sums is not None else result((key, True, days_of(fr), (), ()))
-            made.sort()  # day, (subject,) contract order, occurrence: never equal, so nothing else decides
             if not lean:
+                made.sort()  # day, (subject,) contract order, occurrence: never equal, so nothing else decides
                 return result((key, True, days_of(fr), (), tuple(finish(key, made, limits_of(fr), fr))))
+            # Made in contract order, each outcome's days rising: under any one day this subject's
+            # rows are in payment order already. Only a cut needs them all in payment order.
             rows = made
             if limit_of is None:
                 room = fixed
@@ -407,6 +409,7 @@ class Evaluation:
                 if room is None:  # a value not met before, or `none`
                     room = limits_of(fr)[cap_index]
             if claimed > room:  # the cap cuts: each payment gets what room is left, in payment order
+                rows.sort()
                 for n_, r in enumerate(rows):
                     pence = r[4]
                     if pence > room:
@@ -424,6 +427,7 @@ class Evaluation:
                 sums.paid += 1
                 file_under_day(rows_by_day, rows)
                 return True
+            rows.sort()
             return result((key, True, days_of(fr), (), tuple(rows)))
 
         return simple_subject

@@ -233,7 +233,9 @@ def one_cap_contracts(draw):
         people.append({"id": f"S{i:02d}", "joined_on": joined.isoformat(),
                        "limit": None if limit is None else str(limit)})
         for _ in range(draw(st.integers(min_value=0, max_value=3))):
-            d = joined + datetime.timedelta(days=draw(st.integers(min_value=-30, max_value=500)))
+            # Often on a few shared days, so that one person's outcomes fall on one day together.
+            offset = draw(st.one_of(st.sampled_from([0, 28, 56]), st.integers(min_value=-30, max_value=500)))
+            d = joined + datetime.timedelta(days=offset)
             events.append({"person_id": f"S{i:02d}", "kind": draw(st.sampled_from("ab")), "date": d.isoformat()})
         for _ in range(draw(st.integers(min_value=0, max_value=2))):
             start = joined + datetime.timedelta(days=draw(st.integers(min_value=-30, max_value=400)))
