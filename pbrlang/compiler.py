@@ -196,6 +196,8 @@ class Compiler:
         self.body: _Body | None = None
         self.frame_read: set[int] = set()  # binder slots some other function reads from the frame
         self.recurring_days_slots: dict[str, int] = {}  # where the steps leave a recurring outcome's days
+        self.lets = {let.name: let for let in program.lets}
+        self.let_may_be_none: dict[str, bool] = {}
 
     def slot(self) -> int:
         s = self.next_slot
@@ -251,6 +253,50 @@ class Compiler:
         return value
 
     # ---- expressions -------------------------------------------------------------
+
+    def may_be_none(self, e: n.Expr) -> bool:
+        """Whether `e` can be none when evaluated. False only where the language or the loaded
+        data rule it out (a literal, the as-of day, a field its table requires, a record in hand,
+        spells), so that the generated code leaves out tests that cannot fail; otherwise True."""
+        if isinstance(e, n.Literal):
+            return e.value is None
+        if isinstance(e, (n.AsOf, n.Spells)):
+            return False
+        if isinstance(e, n.SpellOp):
+            return self.may_be_none(e.spells)  # none only when its spells are
+        if isinstance(e, n.Duration):
+            return self.may_be_none(e.amount)
+        if isinstance(e, n.Ref):
+            kind = e.meaning[0] if e.meaning else None
+            if kind == "subject_field":
+                return self._optional(self.program.subject.table, int(e.meaning[1]))
+            if kind == "binder":
+                return e.type is None or e.type.kind != "record"  # bound to each record in turn
+            if kind == "enum":
+                return False
+            if kind == "let":
+                known = self.let_may_be_none.get(e.name)
+                if known is None:  # definitions never refer to themselves (the checker's rule)
+                    known = self.let_may_be_none[e.name] = self.may_be_none(self.lets[e.name].expr)
+                return known
+            return True
+        if isinstance(e, n.Field) and e.meaning and e.meaning[0] == "field":
+            return self.may_be_none(e.target) or self._optional(e.target.type.name, int(e.meaning[1]))
+        if isinstance(e, n.Binary) and e.op in ("+", "-", "*"):
+            kinds = {x.type.kind if x.type else None for x in (e.left, e.right)}
+            if kinds <= {"integer", "date", "days"}:
+                return self.may_be_none(e.left) or self.may_be_none(e.right)
+        return True
+
+    def _optional(self, table: str, index: int) -> bool:
+        """Whether a table's field may be empty. Loading refuses a record without a required field;
+        the evaluator's own table (cohorts) may leave any figure empty."""
+        info = self.program.tables[table]
+        return info.virtual or info.fields[index].optional
+
+    def _not_none(self, *pairs: tuple[str, n.Expr]) -> list[str]:
+        """`x is not None` for each (value, expression) that may be none."""
+        return [f"{v} is not None" for v, e in pairs if self.may_be_none(e)]
 
     def emit(self, e: n.Expr, scope: dict[str, int]) -> str:
         """Write the statements computing `e` into the current function; an expression naming its value."""
@@ -379,7 +425,10 @@ class Compiler:
             return self.const(None if e.amount.value is None else e.amount.value * factor)
         amount = self.emit(e.amount, scope)
         v = self.body.tmp()
-        self.body.w(f"{v} = None if {amount} is None else {amount} * {factor}")
+        if self.may_be_none(e.amount):
+            self.body.w(f"{v} = None if {amount} is None else {amount} * {factor}")
+        else:
+            self.body.w(f"{v} = {amount} * {factor}")
         return v
 
     def _e_Call(self, e: n.Call, scope):
@@ -391,12 +440,16 @@ class Compiler:
             band = self.program.bands[name]
             cache = _BAND_CACHE.setdefault(band.entries, {})
             d = args[0]
-            body.w(f"if {d} is None:")
-            body.w(f"    {v} = None")
-            body.w("else:")
-            body.w(f"    {v} = {self.const(cache)}.get({d}, _MISSING)")
-            body.w(f"    if {v} is _MISSING:")
-            body.w(f"        {v} = {self.const(band.label_of)}({d})")
+            if self.may_be_none(e.args[0]):
+                body.w(f"if {d} is None:")
+                body.w(f"    {v} = None")
+                body.w("else:")
+                body.indent += 1
+            body.w(f"{v} = {self.const(cache)}.get({d}, _MISSING)")
+            body.w(f"if {v} is _MISSING:")
+            body.w(f"    {v} = {self.const(band.label_of)}({d})")
+            if self.may_be_none(e.args[0]):
+                body.indent -= 1
             if self.trace:
                 body.w(f"fr[4].append(('band', {self.const(e.name)}, {d}, {v}, {self.const(e)}))")
             return v
@@ -449,13 +502,15 @@ class Compiler:
             body.w(f"{v} = _divide({left}, {right}, {self.const(e.span)})")
             return v
         op = {"+": "+", "-": "-", "*": "*"}[e.op]
+        nones = " or ".join(f"{x} is None" for x, node in ((left, e.left), (right, e.right)) if self.may_be_none(node))
+        exact = f"{left} {op} {right}" if not nones else f"None if {nones} else {left} {op} {right}"
         if e.type is not None and e.type.kind == "date":
-            body.w(f"{v} = None if {left} is None or {right} is None else {left} {op} {right}")
+            body.w(f"{v} = {exact}")
             body.w(f"if {v} is not None and not FIRST_DAY <= {v} <= LAST_DAY:")
             body.w(f"    _outside_calendar({self.const(e.span)})")
             return v
         if lk in ("integer", "date", "days", "months") and rk in ("integer", "date", "days", "months"):
-            body.w(f"{v} = None if {left} is None or {right} is None else {left} {op} {right}")
+            body.w(f"{v} = {exact}")
             return v
         body.w(f"{v} = {self.const(_MIXED[e.op])}({left}, {right})")
         return v
@@ -465,10 +520,8 @@ class Compiler:
         right = self.emit(e.right, scope)
         op = _COMPARE[e.op]
         v = self.body.tmp()
-        if isinstance(e.right, n.Literal) and e.right.value is not None:
-            self.body.w(f"{v} = {left} is not None and {left} {op} {right}")
-        else:
-            self.body.w(f"{v} = {left} is not None and {right} is not None and {left} {op} {right}")
+        tests = self._not_none((left, e.left), (right, e.right)) + [f"{left} {op} {right}"]
+        self.body.w(f"{v} = {' and '.join(tests)}")
         return v
 
     def _e_IsNone(self, e: n.IsNone, scope):
@@ -482,8 +535,8 @@ class Compiler:
         months = e.length.type.kind == "months"
         v = self.body.tmp()
         if not months and e.direction == "of":  # the usual window, written out: no call
-            self.body.w(f"{v} = {value} is not None and {length} is not None and {anchor} is not None "
-                        f"and {anchor} <= {value} <= {anchor} + {length} - 1")
+            tests = self._not_none((value, e.value), (length, e.length), (anchor, e.anchor))
+            self.body.w(f"{v} = {' and '.join(tests + [f'{anchor} <= {value} <= {anchor} + {length} - 1'])}")
         else:
             self.body.w(f"{v} = _within({value}, {length}, {anchor}, {months}, {e.direction == 'of'})")
         if self.trace:
@@ -533,7 +586,7 @@ class Compiler:
     def _e_SpellOp(self, e: n.SpellOp, scope):
         if e.op == "counted_from" and isinstance(e.spells, n.Spells) and not self.trace:
             # `(spells ...) counted from d`: each spell is cut at d as it is read, not the runs after.
-            return self._e_Spells(e.spells, scope, self.emit(e.arg, scope))
+            return self._e_Spells(e.spells, scope, self.emit(e.arg, scope), self.may_be_none(e.arg))
         spells = self.emit(e.spells, scope)
         arg = self.emit(e.arg, scope)
         v = self.body.tmp()
@@ -552,7 +605,9 @@ class Compiler:
         months = e.length.type.kind == "months"
         v = self.body.tmp()
         method = "first_day_lasting_months" if months else "first_day_lasting_days"
-        self.body.w(f"{v} = None if {spells} is None or {length} is None else {spells}.{method}({length})")
+        nones = [f"{x} is None" for x, node in ((spells, e.spells), (length, e.length)) if self.may_be_none(node)]
+        call = f"{spells}.{method}({length})"
+        self.body.w(f"{v} = None if {' or '.join(nones)} else {call}" if nones else f"{v} = {call}")
         if self.trace:
             self.body.w(f"fr[4].append(('lasting', {spells}, {length}, {months}, {v}, {self.const(e)}))")
         return v
@@ -688,7 +743,7 @@ class Compiler:
         self._close(store, s)
         return v
 
-    def _e_Spells(self, e: n.Spells, scope, counted_from: str | None = None):
+    def _e_Spells(self, e: n.Spells, scope, counted_from: str | None = None, from_may_be_none: bool = True):
         records, rec, inner, s = self._source(e.binding, scope)
         body = self.body
         body.uses.add("as_of")
@@ -699,19 +754,31 @@ class Compiler:
         end = self.emit(e.end, inner)
         b = body.tmp()
         body.w(f"{b} = {end}")
+        # A spell with no start is no spell.
+        started = self.may_be_none(e.start)
+        if started:
+            body.w(f"if {a} is not None:")
+            body.indent += 1
         # An open spell runs to the as-of day; days after it do not exist yet.
-        body.w(f"if {a} is not None:")
-        body.w(f"    if {b} is None or {b} > asof:")
-        body.w(f"        {b} = asof")
+        if self.may_be_none(e.end):
+            body.w(f"if {b} is None or {b} > asof:")
+        else:
+            body.w(f"if {b} > asof:")
+        body.w(f"    {b} = asof")
         if counted_from is not None:
             start = body.tmp()
-            body.w(f"    {start} = {a} if {counted_from} is None or {a} >= {counted_from} else {counted_from}")
+            if from_may_be_none:
+                body.w(f"{start} = {a} if {counted_from} is None or {a} >= {counted_from} else {counted_from}")
+            else:
+                body.w(f"{start} = {a} if {a} >= {counted_from} else {counted_from}")
             a = start
-        body.w(f"    if {a} <= {b}:")
-        body.w(f"        {intervals}.append(({a}, {b}))")
+        body.w(f"if {a} <= {b}:")
+        body.w(f"    {intervals}.append(({a}, {b}))")
+        if started:
+            body.indent -= 1
         self._close(store, s)
         v = body.tmp()
-        if counted_from is None:
+        if counted_from is None or not from_may_be_none:
             body.w(f"{v} = Spells.of({intervals})")
         else:  # counted from none: no day counts
             body.w(f"{v} = Spells([]) if {counted_from} is None else Spells.of({intervals})")
@@ -915,13 +982,17 @@ class Compiler:
                 else:
                     day = self.emit(o.achieved, {})
                     body.w(f"{value} = {day}")
+                    dated = not self.may_be_none(o.achieved)  # until a `when` fails
                     for c in o.conditions:  # each `when` only while the day stands
-                        body.w(f"if {value} is not None:")
-                        body.indent += 1
+                        if not dated:
+                            body.w(f"if {value} is not None:")
+                            body.indent += 1
                         ok = self.emit(c, {})
                         body.w(f"if not {ok}:")
                         body.w(f"    {value} = None")
-                        body.indent -= 1
+                        if not dated:
+                            body.indent -= 1
+                        dated = False
             body.w(f"fr[{slot}] = {value}")
             body.locals[slot] = value
         body.w("return None")
@@ -949,7 +1020,8 @@ class Compiler:
         every = self.emit(r.every, {})
         spells = self.emit(r.spells, {})
         at_most = self.emit(r.at_most, {})
-        body.w(f"if {every} is not None and {spells} is not None and {at_most} is not None and {every} > 0:")
+        tests = self._not_none((every, r.every), (spells, r.spells), (at_most, r.at_most)) + [f"{every} > 0"]
+        body.w(f"if {' and '.join(tests)}:")
         body.indent += 1
         run = body.tmp()
         body.w(f"{run} = {spells}.run_containing({anchor})")

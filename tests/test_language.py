@@ -115,3 +115,63 @@ outcome refund:
     statement = pbrlang.loads(HEADER + body).evaluate({"people": people, "events": []}, as_of="2021-12-31",
                                                      exclude_invalid=True)
     assert [s for s, _ in statement.excluded] == ["a", "b", "c"] and statement.payments == ()
+
+
+GUARDS = """contract "guards"
+rounding half_up
+funder F
+table people:
+  id: text key
+  joined_on: date
+  left_on: optional date
+table work:
+  person_id: people
+  start: date
+  end: optional date
+subject person: people
+band year:
+  first  2020-01-01 to 2020-12-31
+  second from 2021-01-01
+tariff by year:
+  | year   | joined_fee | left_fee |
+  | first  | £100.00    | £10.00   |
+  | second | £200.00    | £20.00   |
+let working = (spells from w.start to w.end for w in work) counted from joined_on
+let leaving = (spells from w.start to w.end for w in work) counted from left_on
+outcome joined:
+  when joined_on <= 2021-06-30
+  achieved on joined_on
+  pays joined_fee[year(joined_on)]
+outcome left:
+  when left_on <= 2021-06-30
+  achieved on left_on
+  pays left_fee[year(left_on)]
+outcome settled:
+  achieved on first day working lasts 4 weeks
+  when first day working lasts 4 weeks within 26 weeks of joined_on
+  pays £50.00
+outcome settled_after_leaving:
+  achieved on first day leaving lasts 4 weeks
+  when first day leaving lasts 4 weeks within 26 weeks of left_on
+  pays £5.00
+"""
+
+
+def test_a_required_field_is_never_tested_for_none_and_an_optional_one_always_is():
+    contract = pbrlang.loads(GUARDS)
+    source = contract.compiled.source
+    # joined_on (field 1) is required: loading refuses a record without it, so no test for none.
+    assert "s_[1] is None" not in source and "s_[1] is not None" not in source
+    assert "s_[2] is None" in source and "s_[2] is not None" in source  # left_on may be empty
+    people = [{"id": "A", "joined_on": "2020-03-01", "left_on": "2020-09-01"},
+              {"id": "B", "joined_on": "2021-02-01", "left_on": None}]
+    work = [{"person_id": "A", "start": "2020-03-10", "end": None},
+            {"person_id": "B", "start": "2021-02-01", "end": "2021-02-10"}]
+    statement = contract.evaluate({"people": people, "work": work}, as_of="2021-06-30")
+    assert [(p.subject, p.outcome, p.date.isoformat(), p.amount) for p in statement.payments] == [
+        ("A", "joined", "2020-03-01", Decimal("100.00")),
+        ("A", "settled", "2020-04-06", Decimal("50.00")),  # 10 March + 27 days
+        ("A", "left", "2020-09-01", Decimal("10.00")),
+        ("A", "settled_after_leaving", "2020-09-28", Decimal("5.00")),  # counted from 1 September
+        ("B", "joined", "2021-02-01", Decimal("200.00")),  # B left no date: nothing counted from it
+    ]
