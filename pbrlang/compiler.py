@@ -294,9 +294,17 @@ class Compiler:
         info = self.program.tables[table]
         return info.virtual or info.fields[index].optional
 
+    def _nullable(self, *pairs: tuple[str, n.Expr]) -> list[str]:
+        """Of (value, expression) pairs, the values that may be none: the only ones to test."""
+        return [v for v, e in pairs if self.may_be_none(e)]
+
     def _not_none(self, *pairs: tuple[str, n.Expr]) -> list[str]:
-        """`x is not None` for each (value, expression) that may be none."""
-        return [f"{v} is not None" for v, e in pairs if self.may_be_none(e)]
+        """`x is not None` for each value that may be none."""
+        return [f"{v} is not None" for v in self._nullable(*pairs)]
+
+    def _any_none(self, *pairs: tuple[str, n.Expr]) -> str:
+        """`x is None or y is None` over the values that may be none; empty when none may be."""
+        return " or ".join(f"{v} is None" for v in self._nullable(*pairs))
 
     def emit(self, e: n.Expr, scope: dict[str, int]) -> str:
         """Write the statements computing `e` into the current function; an expression naming its value."""
@@ -440,7 +448,8 @@ class Compiler:
             band = self.program.bands[name]
             cache = _BAND_CACHE.setdefault(band.entries, {})
             d = args[0]
-            if self.may_be_none(e.args[0]):
+            dateless = self.may_be_none(e.args[0])
+            if dateless:
                 body.w(f"if {d} is None:")
                 body.w(f"    {v} = None")
                 body.w("else:")
@@ -448,7 +457,7 @@ class Compiler:
             body.w(f"{v} = {self.const(cache)}.get({d}, _MISSING)")
             body.w(f"if {v} is _MISSING:")
             body.w(f"    {v} = {self.const(band.label_of)}({d})")
-            if self.may_be_none(e.args[0]):
+            if dateless:
                 body.indent -= 1
             if self.trace:
                 body.w(f"fr[4].append(('band', {self.const(e.name)}, {d}, {v}, {self.const(e)}))")
@@ -502,15 +511,13 @@ class Compiler:
             body.w(f"{v} = _divide({left}, {right}, {self.const(e.span)})")
             return v
         op = {"+": "+", "-": "-", "*": "*"}[e.op]
-        nones = " or ".join(f"{x} is None" for x, node in ((left, e.left), (right, e.right)) if self.may_be_none(node))
-        exact = f"{left} {op} {right}" if not nones else f"None if {nones} else {left} {op} {right}"
-        if e.type is not None and e.type.kind == "date":
-            body.w(f"{v} = {exact}")
-            body.w(f"if {v} is not None and not FIRST_DAY <= {v} <= LAST_DAY:")
-            body.w(f"    _outside_calendar({self.const(e.span)})")
-            return v
-        if lk in ("integer", "date", "days", "months") and rk in ("integer", "date", "days", "months"):
-            body.w(f"{v} = {exact}")
+        whole = lk in ("integer", "date", "days", "months") and rk in ("integer", "date", "days", "months")
+        if whole or (e.type is not None and e.type.kind == "date"):
+            nones = self._any_none((left, e.left), (right, e.right))
+            body.w(f"{v} = {f'None if {nones} else ' if nones else ''}{left} {op} {right}")
+            if e.type is not None and e.type.kind == "date":
+                body.w(f"if {v} is not None and not FIRST_DAY <= {v} <= LAST_DAY:")
+                body.w(f"    _outside_calendar({self.const(e.span)})")
             return v
         body.w(f"{v} = {self.const(_MIXED[e.op])}({left}, {right})")
         return v
@@ -605,9 +612,8 @@ class Compiler:
         months = e.length.type.kind == "months"
         v = self.body.tmp()
         method = "first_day_lasting_months" if months else "first_day_lasting_days"
-        nones = [f"{x} is None" for x, node in ((spells, e.spells), (length, e.length)) if self.may_be_none(node)]
-        call = f"{spells}.{method}({length})"
-        self.body.w(f"{v} = None if {' or '.join(nones)} else {call}" if nones else f"{v} = {call}")
+        nones = self._any_none((spells, e.spells), (length, e.length))
+        self.body.w(f"{v} = {f'None if {nones} else ' if nones else ''}{spells}.{method}({length})")
         if self.trace:
             self.body.w(f"fr[4].append(('lasting', {spells}, {length}, {months}, {v}, {self.const(e)}))")
         return v
@@ -982,17 +988,16 @@ class Compiler:
                 else:
                     day = self.emit(o.achieved, {})
                     body.w(f"{value} = {day}")
-                    dated = not self.may_be_none(o.achieved)  # until a `when` fails
-                    for c in o.conditions:  # each `when` only while the day stands
-                        if not dated:
+                    for i, c in enumerate(o.conditions):  # each `when` only while the day stands
+                        guarded = i > 0 or self.may_be_none(o.achieved)  # a `when` that failed left none
+                        if guarded:
                             body.w(f"if {value} is not None:")
                             body.indent += 1
                         ok = self.emit(c, {})
                         body.w(f"if not {ok}:")
                         body.w(f"    {value} = None")
-                        if not dated:
+                        if guarded:
                             body.indent -= 1
-                        dated = False
             body.w(f"fr[{slot}] = {value}")
             body.locals[slot] = value
         body.w("return None")

@@ -427,7 +427,7 @@ class Evaluation:
                 sums.paid += 1
                 file_under_day(rows_by_day, rows)
                 return True
-            rows.sort()
+            rows.sort()  # the result lists them in payment order (after a cut, already so: a pass over them)
             return result((key, True, days_of(fr), (), tuple(rows)))
 
         return simple_subject
