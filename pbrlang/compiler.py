@@ -196,8 +196,8 @@ class Compiler:
         self.body: _Body | None = None
         self.frame_read: set[int] = set()  # binder slots some other function reads from the frame
         self.recurring_days_slots: dict[str, int] = {}  # where the steps leave a recurring outcome's days
-        self.lets = {let.name: let for let in program.lets}
-        self.let_may_be_none: dict[str, bool] = {}
+        self.let_may_be_none: dict[str, bool] = {}  # definition -> whether it may be none (see compile)
+        self.nullable: dict[int, bool] = {}  # id of an expression node -> whether it may be none
 
     def slot(self) -> int:
         s = self.next_slot
@@ -257,7 +257,15 @@ class Compiler:
     def may_be_none(self, e: n.Expr) -> bool:
         """Whether `e` can be none when evaluated. False only where the language or the loaded
         data rule it out (a literal, the as-of day, a field its table requires, a record in hand,
-        spells), so that the generated code leaves out tests that cannot fail; otherwise True."""
+        spells), so that the generated code leaves out tests that cannot fail; otherwise True.
+        Each node is asked about at every level above it: answered once (by identity: the
+        nodes live as long as the compiler)."""
+        known = self.nullable.get(id(e))
+        if known is None:
+            known = self.nullable[id(e)] = self._may_be_none(e)
+        return known
+
+    def _may_be_none(self, e: n.Expr) -> bool:
         if isinstance(e, n.Literal):
             return e.value is None
         if isinstance(e, (n.AsOf, n.Spells)):
@@ -274,11 +282,8 @@ class Compiler:
                 return e.type is None or e.type.kind != "record"  # bound to each record in turn
             if kind == "enum":
                 return False
-            if kind == "let":
-                known = self.let_may_be_none.get(e.name)
-                if known is None:  # definitions never refer to themselves (the checker's rule)
-                    known = self.let_may_be_none[e.name] = self.may_be_none(self.lets[e.name].expr)
-                return known
+            if kind == "let":  # worked out for every definition, in order, before any is written
+                return self.let_may_be_none.get(e.name, True)
             return True
         if isinstance(e, n.Field) and e.meaning and e.meaning[0] == "field":
             return self.may_be_none(e.target) or self._optional(e.target.type.name, int(e.meaning[1]))
@@ -835,6 +840,41 @@ class Compiler:
             if o.recurring is not None:
                 self.recurring_days_slots[o.name] = self.slot()
 
+        # One order for definitions and outcome days, each after what it uses.
+        order: list[tuple[str, str]] = []
+        seen: set[str] = set()
+        lets = {let.name: let for let in program.lets}
+        outcome_deps = {o.name: o.deps for o in program.outcomes}
+
+        def visit(name: str) -> None:
+            stack = [(name, False)]
+            while stack:
+                current, expanded = stack.pop()
+                if expanded:
+                    if current in lets and lets[current].record_table is None:
+                        order.append(("let", current))
+                    elif current in outcome_deps:
+                        order.append(("outcome", current))
+                    continue
+                if current in seen:
+                    continue
+                seen.add(current)
+                stack.append((current, True))
+                deps = lets[current].deps if current in lets else outcome_deps.get(current, ())
+                for d in sorted(deps, reverse=True):
+                    if d not in seen:
+                        stack.append((d, False))
+
+        for let in program.lets:
+            visit(let.name)
+        for o in program.outcomes:
+            visit(o.name)
+        # Whether each definition may be none, each after those it uses: an answer never recurses
+        # along a chain of definitions (up to 200 long), only within one expression.
+        for kind, name in order:
+            if kind == "let":
+                self.let_may_be_none[name] = self.may_be_none(lets[name].expr)
+
         let_fns: dict[str, Fn] = {}
         for let in program.lets:
             if let.record_table is not None:
@@ -852,35 +892,6 @@ class Compiler:
         outcomes = [self._outcome(o) for o in program.outcomes]
         by_name = {o.name: o for o in outcomes}
 
-        # One order for definitions and outcome days, each after what it uses.
-        order: list[tuple[str, str]] = []
-        seen: set[str] = set()
-        lets = {let.name: let for let in program.lets}
-        outcome_deps = {o.name: o.deps for o in program.outcomes}
-
-        def visit(name: str) -> None:
-            stack = [(name, False)]
-            while stack:
-                current, expanded = stack.pop()
-                if expanded:
-                    if current in lets and lets[current].record_table is None:
-                        order.append(("let", current))
-                    elif current in by_name:
-                        order.append(("outcome", current))
-                    continue
-                if current in seen:
-                    continue
-                seen.add(current)
-                stack.append((current, True))
-                deps = lets[current].deps if current in lets else outcome_deps.get(current, ())
-                for d in sorted(deps, reverse=True):
-                    if d not in seen:
-                        stack.append((d, False))
-
-        for let in program.lets:
-            visit(let.name)
-        for o in program.outcomes:
-            visit(o.name)
         global_lets = []
         subject_steps: list[tuple[int, Any]] = []
         for kind, name in order:

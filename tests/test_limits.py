@@ -300,11 +300,18 @@ def test_a_chain_of_definitions():
     assert d.message.startswith(f"`o` starts a chain of {MAX_DEFINITION_CHAIN + 1} definitions and outcomes")
 
 
-def test_a_long_chain_written_backwards_checks_without_recursing():
+@pytest.mark.parametrize("terms, outcome", [
+    (1, "when a_{last} > 0\n  achieved on d\n  pays £1.00"),
+    # Each definition nested 40 deep, the last used first by an outcome's payment: whether each
+    # may be none (for the compiler) is worked out in order too, not along the chain.
+    (40, "achieved on d\n  pays if a_{last} > 0 then £1.00 else £2.00"),
+])
+def test_a_long_chain_written_backwards_checks_without_recursing(terms, outcome):
     # Each definition uses the one declared before it: checked in order, no chain of checks.
     n = MAX_DEFINITION_CHAIN - 1
-    text = (HEAD + "let a_0 = a\n" + "".join(f"let a_{i} = a_{i - 1} + 1\n" for i in range(1, n))
-            + f"outcome o:\n  when a_{n - 1} > 0\n  achieved on d\n  pays £1.00\n")
+    plus = " + 1" * terms
+    text = (HEAD + "let a_0 = a\n" + "".join(f"let a_{i} = a_{i - 1}{plus}\n" for i in range(1, n))
+            + "outcome o:\n  " + outcome.format(last=n - 1) + "\n")
     old = sys.getrecursionlimit()
     sys.setrecursionlimit(len(inspect.stack(0)) + 200)
     try:
