@@ -83,15 +83,26 @@ class Spells:
 
     @classmethod
     def of(cls, intervals: list[tuple[int, int]]) -> "Spells":
+        """The runs of `intervals`, each (start, end) with start <= end (the generated code
+        keeps only those), in any order: the list is the caller's own, sorted in place."""
         # Made without running __init__: a subject's spells are made once per subject.
         spells = _new(cls)
         spells.skip = None
-        if len(intervals) > 1:
-            spells.runs = _join([iv for iv in intervals if iv[0] <= iv[1]])
-        elif intervals and intervals[0][0] <= intervals[0][1]:
-            spells.runs = [intervals[0]]
-        else:
-            spells.runs = []
+        if len(intervals) < 2:
+            spells.runs = intervals
+            return spells
+        intervals.sort()
+        runs = []
+        ps, pe = intervals[0]
+        for s, e in intervals:
+            if s <= pe + 1:
+                if e > pe:
+                    pe = e
+            else:
+                runs.append((ps, pe))
+                ps, pe = s, e
+        runs.append((ps, pe))
+        spells.runs = runs
         return spells
 
     def counted_from(self, day: int) -> "Spells":

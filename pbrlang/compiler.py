@@ -157,6 +157,7 @@ class _Body:
         self.locals: dict[int, str] = {}  # frame slot -> the local holding its value here
         self.uses: set[str] = set()  # subject, as_of, indexes
         self.rows_loop = False  # a function over many rows: `for s_ in rows`, not one row from the frame
+        self.lean = False  # the lean path's subject (see Compiler._lean)
 
     def tmp(self, prefix: str = "v") -> str:
         self.count += 1
@@ -166,6 +167,12 @@ class _Body:
         self.lines.append("    " * self.indent + line)
 
     def source(self) -> str:
+        if self.lean:  # a factory binding what the evaluation provides, around the subject's function
+            head = [f"def {self.name}(template, by_day, by_outcome, sums, pence_get, tariff, limit_get, limit_of, "
+                    "fixed, cut, recurring, recurrences):",
+                    "    asof = template[1]", "    ix = template[2]", "    day_get = by_day.get",
+                    "    def subject(s_):"]
+            return "\n".join(head + self.lines + ["    return subject"]) + "\n"
         if self.rows_loop:
             head = [f"def {self.name}(fr, rows):"]
         else:
@@ -198,6 +205,7 @@ class Compiler:
         self.recurring_days_slots: dict[str, int] = {}  # where the steps leave a recurring outcome's days
         self.let_may_be_none: dict[str, bool] = {}  # definition -> whether it may be none (see compile)
         self.nullable: dict[int, bool] = {}  # id of an expression node -> whether it may be none
+        self.lets = {let.name: let for let in program.lets if let.record_table is None}
 
     def slot(self) -> int:
         s = self.next_slot
@@ -292,6 +300,19 @@ class Compiler:
             if kinds <= {"integer", "date", "days"}:
                 return self.may_be_none(e.left) or self.may_be_none(e.right)
         return True
+
+    def _counts_every_day(self, e: n.Expr) -> bool:
+        """Whether spells `e` count every day of their runs (nothing `not counting`), followed
+        through definitions without recursing."""
+        while True:
+            if isinstance(e, n.Spells):
+                return True
+            if isinstance(e, n.SpellOp) and e.op != "not_counting":
+                e = e.spells
+            elif isinstance(e, n.Ref) and e.meaning and e.meaning[0] == "let" and e.name in self.lets:
+                e = self.lets[e.name].expr
+            else:
+                return False
 
     def _optional(self, table: str, index: int) -> bool:
         """Whether a table's field may be empty. Loading refuses a record without a required field;
@@ -618,6 +639,23 @@ class Compiler:
         v = self.body.tmp()
         method = "first_day_lasting_months" if months else "first_day_lasting_days"
         nones = self._any_none((spells, e.spells), (length, e.length))
+        if not months and not self.trace and self._counts_every_day(e.spells):
+            # Read straight off the runs (Spells.first_day_lasting_days without skipped days).
+            body = self.body
+            body.w(f"{v} = None")
+            if nones:
+                body.w(f"if not ({nones}):")
+                body.indent += 1
+            start, end = body.tmp(), body.tmp()
+            body.loops += 1
+            body.w(f"for {start}, {end} in {spells}.runs:")
+            body.w(f"    if {start} + {length} - 1 <= {end}:")
+            body.w(f"        {v} = {start} + {length} - 1 if {length} > 0 else {start}")
+            body.w("        break")
+            body.loops -= 1
+            if nones:
+                body.indent -= 1
+            return v
         self.body.w(f"{v} = {f'None if {nones} else ' if nones else ''}{spells}.{method}({length})")
         if self.trace:
             self.body.w(f"fr[4].append(('lasting', {spells}, {length}, {months}, {v}, {self.const(e)}))")
@@ -908,7 +946,9 @@ class Compiler:
 
         # A tracing build keeps each step a function of its own (explain logs them one by one);
         # its `steps` runs them in order, so the evaluator always makes one call.
-        steps = _StepsInOrder(subject_steps) if self.trace else self._steps(order, lets, let_fns, program)
+        steps = _StepsInOrder(subject_steps) if self.trace else self._steps(order, lets, program)
+        cap = lean_cap(program)
+        lean = self._lean(order, lets, program, program.caps[cap]) if cap is not None and not self.trace else None
         eligible = self.fn(program.eligible) if program.eligible is not None else None
         cap_limits = [self.fn(c.limit) for c in program.caps]
         ceiling_limits = [self.fn(c.limit) for c in program.ceilings]
@@ -942,6 +982,7 @@ class Compiler:
             global_lets=tuple((s, r(fn)) for s, fn in global_lets),
             subject_steps=tuple(subject_steps),
             steps=r(steps),
+            lean=r(lean),
             outcomes=tuple(outcomes),
             eligible=r(eligible),
             cap_limits=tuple(r(fn) for fn in cap_limits),
@@ -978,11 +1019,18 @@ class Compiler:
                                tuple(conditions) if self.trace else (), day_fn,
                                None if self.trace else self.recurring_days_slots.get(o.name))
 
-    def _steps(self, order, lets, let_fns, program) -> "_Pending":
+    def _steps(self, order, lets, program) -> "_Pending":
         """One function doing a subject's steps in order: each definition and outcome day, written
         to its frame slot (and kept in a local for the steps after it)."""
         body = self.body = _Body(f"s{len(self.functions)}")
         self.functions.append(body)
+        self._write_steps(order, lets, program)
+        body.w("return None")
+        self.body = None
+        return _Pending(body.name)
+
+    def _write_steps(self, order, lets, program) -> None:
+        body = self.body
         outcomes = {o.name: o for o in program.outcomes}
         for kind, name in order:
             if kind == "let":
@@ -1011,7 +1059,78 @@ class Compiler:
                             body.indent -= 1
             body.w(f"fr[{slot}] = {value}")
             body.locals[slot] = value
-        body.w("return None")
+
+    def _lean(self, order, lets, program, cap) -> "_Pending":
+        """The lean path's subject, written out whole (see `lean_cap`): a factory that, given where
+        the rows go and what rounds and cuts them, returns a function of a subject's record that
+        runs its steps, makes its payments as finished rows (day, subject, outcome, occurrence,
+        pence), cuts them by the one cap when their sum is over its room, puts them under their
+        day and adds them to the sums; it returns whether the subject was eligible. The same
+        rows, in the same order, as the evaluator's own per-subject path; what this saves is a
+        call for each expression and a pass over the plan."""
+        body = self.body = _Body(f"l{len(self.functions)}")
+        body.lean = True
+        body.indent = 2
+        self.functions.append(body)
+        table = self.program.tables[program.subject.table]
+        body.w("fr = template[:]")
+        body.w("fr[0] = s_")
+        body.w(f"key = s_[{int(table.field(table.key).index)}]")
+        if program.eligible is not None:
+            ok = self.emit(program.eligible, {})
+            body.w(f"if not {ok}:")
+            body.w("    return False")
+        self._write_steps(order, lets, program)
+        body.w("made = []")
+        body.w("claimed = 0")
+        for o in program.outcomes:
+            i = o.index
+            day = self._read_slot(self.outcome_slots[o.name])
+            body.w(f"if {day} is not None and {day} <= asof:")
+            body.indent += 1
+            raw = self.emit(o.pays, {})
+            body.w(f"if {raw} is not None:")  # a tariff of `none`: no payment exists
+            body.indent += 1
+            body.w(f"pence = pence_get({raw})")
+            body.w("if pence is None:")  # a value not met before (or negative: refused there)
+            body.w(f"    pence = tariff({i}, fr, key)")
+            if o.recurring is None:
+                body.w(f"made.append(({day}, key, {i}, 0, pence))")
+                body.w("claimed += pence")
+                body.w(f"by_outcome[{i}] += pence")
+            else:
+                # Its days up to the as-of day, as the steps left them (or, by months, worked out).
+                body.w(f"days = fr[{self.recurring_days_slots[o.name]}]")
+                body.w("if days is None:")
+                body.w(f"    days = recurrences(fr, recurring[{i}])")
+                body.w("k = 0")
+                body.w("for d in days:")
+                body.w("    k += 1")
+                body.w(f"    made.append((d, key, {i}, k, pence))")
+                body.w("claimed += pence * k")
+                body.w(f"by_outcome[{i}] += pence * k")
+            body.indent -= 2
+        body.w("if not made:")
+        body.w("    return True")
+        if cap.per_subject_limit:
+            limit = self.emit(cap.limit, {})
+            body.w(f"room = limit_get({limit})")
+            body.w("if room is None:")  # a value not met before, or `none`
+            body.w("    room = limit_of(fr)")
+        else:
+            body.w("room = fixed")
+        # Made in contract order, each outcome's days rising: under any one day they are in
+        # payment order already; only a cut needs them all in payment order.
+        body.w("if claimed > room:")
+        body.w("    cut(made, room)")
+        body.w("sums.paid += 1")
+        body.w("for row in made:")
+        body.w("    same_day = day_get(row[0])")
+        body.w("    if same_day is None:")
+        body.w("        by_day[row[0]] = [row]")
+        body.w("    else:")
+        body.w("        same_day.append(row)")
+        body.w("return True")
         self.body = None
         return _Pending(body.name)
 
@@ -1040,7 +1159,14 @@ class Compiler:
         body.w(f"if {' and '.join(tests)}:")
         body.indent += 1
         run = body.tmp()
-        body.w(f"{run} = {spells}.run_containing({anchor})")
+        # The run holding the anchor (Spells.run_containing, written out: a subject has few runs).
+        body.loops += 1
+        body.w(f"for {run} in {spells}.runs:")
+        body.w(f"    if {run}[0] <= {anchor} <= {run}[1]:")
+        body.w("        break")
+        body.w("else:")
+        body.w(f"    {run} = None")
+        body.loops -= 1
         first = f"add_months({anchor}, {every})" if r.every.type.kind == "months" else f"{anchor} + {every}"
         body.w(f"if {run} is not None and {at_most} >= 1 and {first} <= {run}[1]:")
         body.w(f"    {value} = {first}")
@@ -1173,7 +1299,23 @@ class CompiledContract:
     let_slots: dict
     cohorts: Any = None  # (binder slot, members fn, by fn, counting fn)
     steps: Fn | None = None  # a subject's steps in order: one generated function (a tracing build: one by one)
+    lean: Callable | None = None  # the lean path's subject, for a contract of that shape (see lean_cap)
     source: str = ""  # the generated Python, for reading and for tests
+
+
+def lean_cap(program: Program) -> int | None:
+    """For a contract whose payments a subject's own pass can finish as rows at once, the index of
+    its one cap; None for any other shape. That shape (the Work Programme's): one funder, one cap
+    over every outcome and simply per subject, no ceilings, nothing that excludes or requires
+    another outcome, nothing kept for later (`paid`, reports)."""
+    if len(program.funders) != 1 or len(program.caps) != 1 or not program.outcomes or program.ceilings:
+        return None
+    cap = program.caps[0]
+    if cap.scopes != ("subject",) or any(o.name not in cap.outcomes for o in program.outcomes if cap.outcomes):
+        return None
+    if any(o.instead_of or o.requires or o.deferred or o.reports for o in program.outcomes):
+        return None
+    return 0
 
 
 def compile_program(program: Program, trace: bool = False) -> CompiledContract:

@@ -24,7 +24,7 @@ import attrs
 from . import nodes as n
 from .calendar import financial_year_label, iso, month_label
 
-from .compiler import AS_OF, INDEXES, LEDGER, STEPS, SUBJECT, TRACE, CompiledContract, recurrences
+from .compiler import AS_OF, INDEXES, LEDGER, STEPS, SUBJECT, TRACE, CompiledContract, lean_cap, recurrences
 from . import data
 from .data import Dataset, Table, no_cycle_collection
 from .errors import DataError, DataProblem, EvaluationError, EvaluationErrors
@@ -201,9 +201,8 @@ class Evaluation:
         ]
         # With one cap over every outcome and one funder, the first pass takes the lean path:
         # (index, name, fixed limit or None) of that cap.
-        applies = {plan[0] for plan in self.finish_plan}
-        self.one_cap = (next(iter(applies))[0] if len(self.program.funders) == 1 and len(applies) == 1
-                        and len(next(iter(applies))) == 1 else None)
+        cap = lean_cap(self.program)
+        self.one_cap = None if cap is None else (cap, self.program.caps[cap].name, self.ordered.cap_limits[cap])
         # Outcomes whose running total some `paid X` reads.
         self.paid_outcomes = {x.outcome for o in self.program.outcomes for x in n.walk(o.pays)
                               if isinstance(x, n.Paid)} | {
@@ -296,13 +295,11 @@ class Evaluation:
                 self.ordered.forget_subject()
         return SubjectResult(key, True, days, tuple(sorted(excluded.items())), tuple(claims))
 
-    def _simple_subject(self, sums: "LeanSums | None" = None):
+    def _simple_subject(self):
         """`subject` for the common shape of contract, with everything it needs bound once: no
         alternatives or requirements, nothing kept for later (reports, `paid`), every cap simply
         per subject. The same results as `subject`, with no per-subject look-ups of the plan.
-        With one cap over every outcome and one funder, given `sums`, the payments are put under
-        their day and added to `sums` as they are made, and all it returns is whether the subject
-        was eligible (see `finish`)."""
+        (With one cap over every outcome and one funder, `finish` takes the compiled lean path.)"""
         compiled = self.compiled
         template = self.template
         key_index = self.key_index
@@ -320,38 +317,22 @@ class Evaluation:
         tariff = self._tariff
         outcomes = compiled.outcomes
         finish = self._finish
-        one_cap = self.one_cap
-        funder = self.program.funders[0] if self.program.funders else None
-        # The one funder's share of each amount: amounts repeat (a few tariffs), so one tuple each,
-        # shared by every payment of that amount, not one per payment.
-        single_shares: dict[int, tuple] = {}
-        shares_get = single_shares.get
-
-        def shares_of(pence: int) -> tuple:
-            shares = ((funder, pence),)
-            if len(single_shares) < 100_000:
-                single_shares[pence] = shares
-            return shares
-
         result = partial(tuple.__new__, SubjectResult)  # a SubjectResult, with no Python-level __new__ to run
         limits_of = self._limits
-        if one_cap is not None:
-            cap_index, cap_name, fixed = one_cap
+        lean = self.one_cap is not None
+        if lean:
+            cap_index, _, fixed = self.one_cap
             # Its limit set per subject: looked up by value, each distinct value converted once.
             limit_of = compiled.cap_limits[cap_index] if fixed is None else None
             limit_get = self.limit_pence.get
-            if sums is not None:
-                outcome_sums = sums.by_outcome
-                rows_by_day = sums.rows
+            cut = self._cutter()
 
-        lean = one_cap is not None
-
-        def simple_subject(row: tuple) -> "SubjectResult | bool":
+        def simple_subject(row: tuple) -> SubjectResult:
             fr = template[:]
             fr[0] = row
             key = row[key_index]
             if eligible is not None and not eligible(fr):
-                return False if sums is not None else result((key, False, no_days, (), ()))
+                return result((key, False, no_days, (), ()))
             steps(fr)
             # With one cap over every outcome and one funder (lean), the payments are made as
             # finished rows at once, each whole, and remade with cuts only when their sum is over
@@ -377,16 +358,11 @@ class Evaluation:
                 if lean:  # whole rows (statement.WHOLE): paid whole by the one funder
                     if recurring is None:
                         append((day, key, index, 0, pence))
-                        k = 1
+                        claimed += pence
                     else:
-                        k = 0
-                        for d in days:
-                            k += 1
+                        for k, d in enumerate(days, 1):
                             append((d, key, index, k, pence))
-                    amount = pence * k
-                    claimed += amount
-                    if sums is not None:  # as if uncut: a cut below takes its amount off again
-                        outcome_sums[index] += amount
+                            claimed += pence
                 elif recurring is None:
                     append((day, index, 0, pence))
                 else:
@@ -395,42 +371,71 @@ class Evaluation:
                         k += 1
                         append((d, index, k, pence))
             if not made:
-                return True if sums is not None else result((key, True, days_of(fr), (), ()))
+                return result((key, True, days_of(fr), (), ()))
             if not lean:
                 made.sort()  # day, (subject,) contract order, occurrence: never equal, so nothing else decides
                 return result((key, True, days_of(fr), (), tuple(finish(key, made, limits_of(fr), fr))))
-            # Made in contract order, each outcome's days rising: under any one day this subject's
-            # rows are in payment order already. Only a cut needs them all in payment order.
-            rows = made
             if limit_of is None:
                 room = fixed
             else:
                 room = limit_get(limit_of(fr))
                 if room is None:  # a value not met before, or `none`
                     room = limits_of(fr)[cap_index]
-            if claimed > room:  # the cap cuts: each payment gets what room is left, in payment order
-                rows.sort()
-                for n_, r in enumerate(rows):
-                    pence = r[4]
-                    if pence > room:
-                        allowed = room if room > 0 else 0
-                        rows[n_] = r[:4] + (allowed, pence, shares_get(allowed) or shares_of(allowed),
-                                            ((cap_name, pence - allowed),), 0, (), (), None)
-                        if sums is not None:
-                            outcome_sums[r[2]] -= pence - allowed
-                    else:
-                        allowed = pence
-                    room -= allowed
-            if sums is not None:
-                # Put under their day while the rows are at hand (each day's sum is taken later,
-                # a pass in C over the day's rows).
-                sums.paid += 1
-                file_under_day(rows_by_day, rows)
-                return True
-            rows.sort()  # the result lists them in payment order (after a cut, already so: a pass over them)
-            return result((key, True, days_of(fr), (), tuple(rows)))
+            if claimed > room:
+                cut(made, room)
+            made.sort()  # the result lists them in payment order (after a cut, already so: a pass over them)
+            return result((key, True, days_of(fr), (), tuple(made)))
 
         return simple_subject
+
+    def _cutter(self, outcome_sums: list | None = None):
+        """For the lean path: cut one subject's whole rows by the one cap, given its room: each
+        payment gets what room is left, in payment order (the rows are sorted into it), and a cut
+        row is remade in full with its cut (and taken off `outcome_sums`, where given)."""
+        funder = self.program.funders[0]
+        cap_name = self.one_cap[1]
+        # The one funder's share of each amount: amounts repeat (a few tariffs), so one tuple each,
+        # shared by every payment of that amount, not one per payment.
+        single_shares: dict[int, tuple] = {}
+
+        def cut(rows: list, room: int) -> None:
+            rows.sort()
+            for n_, r in enumerate(rows):
+                pence = r[4]
+                if pence > room:
+                    allowed = room if room > 0 else 0
+                    shares = single_shares.get(allowed)
+                    if shares is None:
+                        shares = ((funder, allowed),)
+                        if len(single_shares) < 100_000:
+                            single_shares[allowed] = shares
+                    rows[n_] = r[:4] + (allowed, pence, shares, ((cap_name, pence - allowed),), 0, (), (), None)
+                    if outcome_sums is not None:
+                        outcome_sums[r[2]] -= pence - allowed
+                else:
+                    allowed = pence
+                room -= allowed
+
+        return cut
+
+    def _lean_subject(self, sums: "LeanSums"):
+        """The compiled lean path's subject function (see compiler.Compiler._lean): its payments
+        put under their day in `sums.rows` and added to `sums` as they are made; it returns
+        whether the subject was eligible."""
+        outcomes = self.compiled.outcomes
+        tariff = self._tariff
+        limits_of = self._limits
+        cap_index, _, fixed = self.one_cap
+
+        def tariff_of(index: int, fr: list, key: str) -> int:
+            return tariff(outcomes[index], fr, key)
+
+        def limit_of(fr: list) -> int:
+            return limits_of(fr)[cap_index]
+
+        return self.compiled.lean(self.template, sums.rows, sums.by_outcome, sums, self.pence_cache.get, tariff_of,
+                                  self.limit_pence.get, limit_of, fixed, self._cutter(sums.by_outcome),
+                                  tuple(o.recurring for o in outcomes), recurrences)
 
     def _finish(self, subject: str, claims: list, limits, fr: list) -> list[tuple]:
         """A subject's payments when every cap is simply per subject: its claims (day, outcome,
@@ -532,9 +537,12 @@ class Evaluation:
         evaluated = eligible = paid = 0
         # The lean path puts the rows under their day and sums them itself, and says only
         # whether the subject was eligible.
-        lean = self.simple and self.one_cap is not None
-        sums = LeanSums(len(self.program.outcomes), by_day) if lean else None
-        subject = self._simple_subject(sums) if self.simple else self.subject
+        lean = self.simple and self.one_cap is not None and self.compiled.lean is not None
+        if lean:
+            sums = LeanSums(len(self.program.outcomes), by_day)
+            subject = self._lean_subject(sums)
+        else:
+            subject = self._simple_subject() if self.simple else self.subject
         for row in sorted(rows, key=operator.itemgetter(key)):
             try:
                 result = subject(row)

@@ -264,7 +264,8 @@ def test_one_cap_over_every_outcome_cuts_as_the_general_path_does(generated):
     dataset = contract.load_data(tables)
     with decimal.localcontext(exact_context()):
         run = evaluator.Evaluation(contract.compiled, dataset, as_of)
-        assert run.simple and run.one_cap is not None  # the lean path is what the statement above came from
+        # The compiled lean path is what the statement above came from.
+        assert run.simple and run.one_cap is not None and contract.compiled.lean is not None
         run.simple = False
         general = parallel.statement(run, 1)
     assert general.to_json() == statement.to_json()
@@ -275,6 +276,76 @@ def test_one_cap_over_every_outcome_cuts_as_the_general_path_does(generated):
     assert statement.payments == general.payments
     assert (statement.to_csv(), statement.to_table()) == (general.to_csv(), general.to_table())
     assert attrs.evolve(statement, rows=statement.rows).to_json() == general.to_json()
+
+
+@st.composite
+def runs_and_holidays(draw):
+    """People with spells of work (some open, overlapping or touching), a number of days each must
+    last, and holidays that do not count, or none."""
+    start = datetime.date(2020, 1, 1)
+    day = lambda n: (start + datetime.timedelta(days=n)).isoformat()  # noqa: E731
+    people, work, holidays = [], [], []
+    for i in range(draw(st.integers(min_value=1, max_value=6))):
+        need = draw(st.integers(0, 40))
+        people.append({"id": f"P{i}", "joined_on": day(draw(st.integers(0, 60))), "need": need})
+        for _ in range(draw(st.integers(min_value=0, max_value=4))):
+            first = draw(st.integers(0, 200))
+            # Often a spell of just the days needed, or one day fewer or more.
+            length = draw(st.one_of(st.none(), st.integers(0, 60),
+                                    st.sampled_from([max(need - 2, 0), max(need - 1, 0), need])))
+            work.append({"person_id": f"P{i}", "start": day(first),
+                         "end": None if length is None else day(first + length)})
+    for _ in range(draw(st.integers(min_value=0, max_value=3))):
+        first = draw(st.integers(0, 200))
+        holidays.append({"start": day(first), "end": day(first + draw(st.integers(0, 20)))})
+    return draw(st.booleans()), {"people": people, "work": work, "holidays": holidays}
+
+
+@SETTINGS
+@given(runs_and_holidays())
+def test_a_run_read_in_the_generated_steps_agrees_with_the_spells_it_came_from(generated):
+    """The ordinary build reads the first day a run lasts, and the run holding a day, straight off
+    the runs where no day is skipped; the tracing build asks the spells. Both find the same days."""
+    import decimal
+
+    from pbrlang import compiler, evaluator
+    from pbrlang.money import exact_context
+
+    skipping, tables = generated
+    contract = pbrlang.loads(f"""contract "runs"
+funder F
+table people:
+  id: text key
+  joined_on: date
+  need: integer
+table holidays:
+  start: date
+  end: date
+table work:
+  person_id: people
+  start: date
+  end: optional date
+subject person: people
+let holiday_days = spells from h.start to h.end for h in holidays
+let working = (spells from w.start to w.end for w in work) counted from joined_on
+let counted = {"working not counting holiday_days" if skipping else "working"}
+outcome lasted:
+  achieved on first day counted lasts need days
+  pays £10.00
+outcome kept:
+  every 2 weeks after lasted while counted continues, at most 5 times
+  pays £1.00
+""")
+    # Written out only where no day is skipped; otherwise the spells are asked.
+    assert ("first_day_lasting_days" in contract.compiled.source) == skipping
+    dataset = contract.load_data(tables)
+    as_of = datetime.date(2020, 12, 31)
+    traced = compiler.compile_program(contract.compiled.program, trace=True)
+    with decimal.localcontext(exact_context()):
+        ordinary = evaluator.Evaluation(contract.compiled, dataset, as_of)
+        tracing = evaluator.Evaluation(traced, dataset, as_of)
+        for row in ordinary.subject_rows:
+            assert ordinary.subject(row) == tracing.subject(row)
 
 
 # ---- cohorts ---------------------------------------------------------------------------------
