@@ -248,7 +248,7 @@ def one_cap_contracts(draw):
 @SETTINGS
 @given(one_cap_contracts())
 def test_one_cap_over_every_outcome_cuts_as_the_general_path_does(generated):
-    from pbrlang import evaluator, parallel
+    from pbrlang import compiler, evaluator, parallel
     from pbrlang.money import exact_context
 
     text, tables = generated
@@ -268,6 +268,10 @@ def test_one_cap_over_every_outcome_cuts_as_the_general_path_does(generated):
         assert run.simple and run.one_cap is not None and contract.compiled.lean is not None
         run.simple = False
         general = parallel.statement(run, 1)
+        # A tracing build has no compiled lean function: its first pass makes the same statement.
+        traced = evaluator.Evaluation(compiler.compile_program(contract.compiled.program, trace=True), dataset, as_of)
+        assert traced.compiled.lean is None and traced.one_cap is not None
+        assert parallel.statement(traced, 1).to_json() == statement.to_json()
     assert general.to_json() == statement.to_json()
     # The lean path keeps a payment paid whole as a five-field row; everything reads it as the full
     # row the general path makes: every form, the payments, and totals summed again from the rows.
