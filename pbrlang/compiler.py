@@ -647,12 +647,10 @@ class Compiler:
                 body.w(f"if not ({nones}):")
                 body.indent += 1
             start, end = body.tmp(), body.tmp()
-            body.loops += 1
             body.w(f"for {start}, {end} in {spells}.runs:")
             body.w(f"    if {start} + {length} - 1 <= {end}:")
             body.w(f"        {v} = {start} + {length} - 1 if {length} > 0 else {start}")
             body.w("        break")
-            body.loops -= 1
             if nones:
                 body.indent -= 1
             return v
@@ -1160,13 +1158,11 @@ class Compiler:
         body.indent += 1
         run = body.tmp()
         # The run holding the anchor (Spells.run_containing, written out: a subject has few runs).
-        body.loops += 1
         body.w(f"for {run} in {spells}.runs:")
         body.w(f"    if {run}[0] <= {anchor} <= {run}[1]:")
         body.w("        break")
         body.w("else:")
         body.w(f"    {run} = None")
-        body.loops -= 1
         first = f"add_months({anchor}, {every})" if r.every.type.kind == "months" else f"{anchor} + {every}"
         body.w(f"if {run} is not None and {at_most} >= 1 and {first} <= {run}[1]:")
         body.w(f"    {value} = {first}")

@@ -299,7 +299,8 @@ class Evaluation:
         """`subject` for the common shape of contract, with everything it needs bound once: no
         alternatives or requirements, nothing kept for later (reports, `paid`), every cap simply
         per subject. The same results as `subject`, with no per-subject look-ups of the plan.
-        (With one cap over every outcome and one funder, `finish` takes the compiled lean path.)"""
+        (With one cap over every outcome and one funder, `finish` takes the compiled lean path;
+        a tracing build, which has none, and a first pass for cohorts come here.)"""
         compiled = self.compiled
         template = self.template
         key_index = self.key_index
@@ -319,13 +320,6 @@ class Evaluation:
         finish = self._finish
         result = partial(tuple.__new__, SubjectResult)  # a SubjectResult, with no Python-level __new__ to run
         limits_of = self._limits
-        lean = self.one_cap is not None
-        if lean:
-            cap_index, _, fixed = self.one_cap
-            # Its limit set per subject: looked up by value, each distinct value converted once.
-            limit_of = compiled.cap_limits[cap_index] if fixed is None else None
-            limit_get = self.limit_pence.get
-            cut = self._cutter()
 
         def simple_subject(row: tuple) -> SubjectResult:
             fr = template[:]
@@ -334,13 +328,9 @@ class Evaluation:
             if eligible is not None and not eligible(fr):
                 return result((key, False, no_days, (), ()))
             steps(fr)
-            # With one cap over every outcome and one funder (lean), the payments are made as
-            # finished rows at once, each whole, and remade with cuts only when their sum is over
-            # the cap's room; otherwise claims (day, outcome, occurrence, tariff) go through
-            # `finish`.
+            # Claims (day, outcome, occurrence, tariff), through the caps and the split in `finish`.
             made = []
             append = made.append
-            claimed = 0
             for index, slot, pays, recurring, days_slot in plan:
                 day = fr[slot]
                 if day is None or day > as_of:
@@ -351,47 +341,27 @@ class Evaluation:
                 pence = pence_get(raw)
                 if pence is None:
                     pence = tariff(outcomes[index], fr, key)
-                if recurring is not None:
-                    days = fr[days_slot] if days_slot is not None else None
-                    if days is None:
-                        days = recurrences(fr, recurring)
-                if lean:  # whole rows (statement.WHOLE): paid whole by the one funder
-                    if recurring is None:
-                        append((day, key, index, 0, pence))
-                        claimed += pence
-                    else:
-                        for k, d in enumerate(days, 1):
-                            append((d, key, index, k, pence))
-                            claimed += pence
-                elif recurring is None:
+                if recurring is None:
                     append((day, index, 0, pence))
-                else:
-                    k = 0
-                    for d in days:
-                        k += 1
-                        append((d, index, k, pence))
+                    continue
+                days = fr[days_slot] if days_slot is not None else None
+                if days is None:
+                    days = recurrences(fr, recurring)
+                k = 0
+                for d in days:
+                    k += 1
+                    append((d, index, k, pence))
             if not made:
                 return result((key, True, days_of(fr), (), ()))
-            if not lean:
-                made.sort()  # day, (subject,) contract order, occurrence: never equal, so nothing else decides
-                return result((key, True, days_of(fr), (), tuple(finish(key, made, limits_of(fr), fr))))
-            if limit_of is None:
-                room = fixed
-            else:
-                room = limit_get(limit_of(fr))
-                if room is None:  # a value not met before, or `none`
-                    room = limits_of(fr)[cap_index]
-            if claimed > room:
-                cut(made, room)
-            made.sort()  # the result lists them in payment order (after a cut, already so: a pass over them)
-            return result((key, True, days_of(fr), (), tuple(made)))
+            made.sort()  # day, (subject,) contract order, occurrence: never equal, so nothing else decides
+            return result((key, True, days_of(fr), (), tuple(finish(key, made, limits_of(fr), fr))))
 
         return simple_subject
 
-    def _cutter(self, outcome_sums: list | None = None):
+    def _cutter(self, outcome_sums: list):
         """For the lean path: cut one subject's whole rows by the one cap, given its room: each
         payment gets what room is left, in payment order (the rows are sorted into it), and a cut
-        row is remade in full with its cut (and taken off `outcome_sums`, where given)."""
+        row is remade in full with its cut and taken off `outcome_sums`."""
         funder = self.program.funders[0]
         cap_name = self.one_cap[1]
         # The one funder's share of each amount: amounts repeat (a few tariffs), so one tuple each,
@@ -410,8 +380,7 @@ class Evaluation:
                         if len(single_shares) < 100_000:
                             single_shares[allowed] = shares
                     rows[n_] = r[:4] + (allowed, pence, shares, ((cap_name, pence - allowed),), 0, (), (), None)
-                    if outcome_sums is not None:
-                        outcome_sums[r[2]] -= pence - allowed
+                    outcome_sums[r[2]] -= pence - allowed
                 else:
                     allowed = pence
                 room -= allowed
