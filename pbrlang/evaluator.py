@@ -493,44 +493,10 @@ class Evaluation:
                 errors.append(_naming(err, row[key]))
         return results, errors
 
-    def finish(self, rows, by_day: dict, totals: Totals) -> tuple[int, int, list[EvaluationError]]:
-        """The first pass of a contract whose payments finish subject by subject (`decomposable`):
-        every subject in id order, each one's payment rows put under their day in `by_day`, in
-        payment order, while they are fresh in the processor's cache, and added to `totals`.
-        The subjects evaluated and eligible, and the errors. The totals are whole only when no
-        subject failed: a subject that fails may have added some of its payments (every caller
-        stops at the errors, and no statement is made)."""
-        assert self.decomposable
-        errors = []
-        key = self.key_index
-        evaluated = eligible = paid = 0
-        # The lean path puts the rows under their day and sums them itself, and says only
-        # whether the subject was eligible.
-        lean = self.simple and self.one_cap is not None and self.compiled.lean is not None
-        if lean:
-            sums = LeanSums(len(self.program.outcomes), by_day)
-            subject = self._lean_subject(sums)
-        else:
-            subject = self._simple_subject() if self.simple else self.subject
-        for row in sorted(rows, key=operator.itemgetter(key)):
-            try:
-                result = subject(row)
-            except _SUBJECT_FAILS as err:
-                errors.append(_naming(err, row[key]))
-                continue
-            evaluated += 1
-            if lean:
-                eligible += result
-            else:
-                eligible += result.eligible
-                if result.claims:
-                    paid += 1
-                    file_under_day(by_day, result.claims)
-        if lean:
-            totals.add_sums(by_day, sums.by_outcome, sums.paid)
-        else:
-            totals.add_days(by_day, paid)
-        return evaluated, eligible, errors
+    def payments(self) -> "FinishedPayments":
+        """A place to finish subjects' payments in, a batch of subjects at a time (`decomposable`
+        contracts only)."""
+        return FinishedPayments(self)
 
     # ---- second pass: caps, split and ceilings, in payment order --------------------------
 
@@ -707,6 +673,66 @@ def write_json(compiled: CompiledContract, dataset: Dataset, as_of: datetime.dat
             parallel.write_json(run, out, n)
             return
         parallel.statement(run, n).write_json(out)
+
+
+class FinishedPayments:
+    """The first pass of a contract whose payments finish subject by subject (`decomposable`),
+    for subjects added in id order, a batch at a time: each one's payment rows put under their
+    day in `by_day`, in payment order, while they are fresh in the processor's cache; the
+    subjects evaluated and eligible, and the errors. The totals are summed once, at the end, and
+    are whole only when no subject failed: a subject that fails may have made some of its rows
+    (every caller stops at the errors, and no statement is made)."""
+
+    def __init__(self, run: Evaluation):
+        assert run.decomposable
+        self.run = run
+        self.by_day: dict[int, list] = {}
+        self.evaluated = self.eligible = 0
+        self.errors: list[EvaluationError] = []
+        self.paid = 0  # subjects with a payment (the lean path counts them in its sums)
+        # The lean path puts the rows under their day and sums them itself, and says only
+        # whether the subject was eligible.
+        self.sums = None
+        if run.simple and run.one_cap is not None and run.compiled.lean is not None:
+            self.sums = LeanSums(len(run.program.outcomes), self.by_day)
+            self.subject = run._lean_subject(self.sums)
+        else:
+            self.subject = run._simple_subject() if run.simple else run.subject
+
+    def add(self, rows, ordered: bool = False) -> None:
+        """Evaluate these subjects (in id order already when `ordered`)."""
+        key = self.run.key_index
+        subject = self.subject
+        by_day = self.by_day
+        errors = self.errors
+        lean = self.sums is not None
+        evaluated = eligible = paid = 0
+        for row in (rows if ordered else sorted(rows, key=operator.itemgetter(key))):
+            try:
+                result = subject(row)
+            except _SUBJECT_FAILS as err:
+                errors.append(_naming(err, row[key]))
+                continue
+            evaluated += 1
+            if lean:
+                eligible += result
+            else:
+                eligible += result.eligible
+                if result.claims:
+                    paid += 1
+                    file_under_day(by_day, result.claims)
+        self.evaluated += evaluated
+        self.eligible += eligible
+        self.paid += paid
+
+    def totals(self) -> Totals:
+        """The totals of every row made (once: a second call would count them again)."""
+        totals = self.run.new_totals()
+        if self.sums is not None:
+            totals.add_sums(self.by_day, self.sums.by_outcome, self.sums.paid)
+        else:
+            totals.add_days(self.by_day, self.paid)
+        return totals
 
 
 class LeanSums:

@@ -1,20 +1,25 @@
 """Using both cores: the first pass split between processes by subject, merged in payment order.
 
-Subjects are cut into contiguous ranges of their sorted ids, one per process
-(forked, so each inherits the loaded tables without copying them). When a
-contract's payments can be finished subject by subject (every cap per
-subject, no ceilings, no `paid`), each process also writes its payments' JSON
-lines, in chunks of subjects, each chunk grouped by day; the statement then
-holds the chunks day by day, first process first (into a regular file, the
-kernel copies each part's chunks to their places, a thread per part; otherwise
-the parent writes them in order). Because every subject of the first range
-sorts before every subject of the second, this is exactly the single-process
-order, byte for byte.
-For the statement in memory, such a contract's other processes send their
-finished payment rows back, grouped by day, and the days are joined first
-range first (`statement`). Otherwise each process returns its subjects'
-claims and the parent takes them through the caps and ceilings in one
-ordered pass.
+Workers are forked, so each inherits the loaded tables without copying them.
+When a contract's payments can be finished subject by subject (every cap per
+subject, no ceilings, no `paid`), each process finishes its own subjects.
+
+- For the statement in memory (`statement`), the subjects in id order are cut
+  into chunks; this process takes chunks from the front and the others from the
+  back until they meet (`_Helpers`), so none waits for another however fast each
+  goes. The others send each chunk's payment rows back, grouped by day, and the
+  days are joined chunk after chunk.
+- For the JSON statement (`write_json`, `write_json_split`), the subjects are cut
+  into contiguous ranges, one per process; each process writes its payments' JSON
+  lines, in chunks of subjects, each chunk grouped by day, and the statement holds
+  the chunks day by day, first process first (into a regular file, the kernel
+  copies each part's chunks to their places, a thread per part; otherwise the
+  parent writes them in order).
+
+Because every subject of one chunk or range sorts before every subject of the
+next, either way gives exactly the single-process order, byte for byte.
+Otherwise each process returns its subjects' claims and the parent takes them
+through the caps and ceilings in one ordered pass.
 """
 
 from __future__ import annotations
@@ -23,26 +28,29 @@ import decimal
 import marshal
 import operator
 import os
+import signal
 import stat
+import struct
 import tempfile
 from typing import TextIO
 
 from .data import Part, find_files, load, no_cycle_collection
 from .errors import DataError, EvaluationError, EvaluationErrors, UsageError
+from .source import Source, Span
 from .evaluator import Evaluation, SubjectResult, check_rows, decomposable, in_payment_order
 from .money import exact_context
-from .statement import FIRST_PAYMENT, PAYMENT_SEPARATOR, LineFormatter, Statement, head_json
+from .statement import FIRST_PAYMENT, PAYMENT_SEPARATOR, LineFormatter, Statement, Totals, head_json
 from .statement import EMPTY_PAYMENTS_END, PAYMENTS_END
 
 # Below this many subjects a second process costs more than it saves.
 PARALLEL_FROM = 20_000
 CHUNK = 25_000  # subjects a worker formats before writing them out
-# This process's share of the subjects when the others send their payment rows back to it:
-# reading them back costs it about as much as their writing costs the others.
-FIRST_SHARE = 0.55
+SHARE = 5_000  # subjects in a chunk of the in-memory statement's first pass, shared between processes
 
 # Workers are forked (they inherit the loaded tables); where there is no fork, one process runs.
 CAN_FORK = hasattr(os, "fork")
+if CAN_FORK:
+    import fcntl  # where there is fork, there is fcntl
 
 _RUN: Evaluation | None = None  # inherited by forked workers
 _RANGES: list[list[tuple]] = []  # likewise: a worker is sent a range's number, never its rows
@@ -67,17 +75,11 @@ def finishes_in_parts(run: Evaluation) -> bool:
     return run.decomposable and run.program.cohorts is None
 
 
-def _ranges(run: Evaluation, parts: int, first_share: float | None = None) -> list[list[tuple]]:
-    """Contiguous ranges of the subjects in id order: equal, or the first `first_share` of them
-    and the rest in equal parts."""
-    key = run.key_index
-    ordered = sorted(run.subject_rows, key=operator.itemgetter(key))
-    if first_share is None or parts < 2:
-        size = -(-len(ordered) // parts)
-        return [ordered[i: i + size] for i in range(0, len(ordered), size)] or [[]]
-    first = round(len(ordered) * first_share)
-    size = -(-(len(ordered) - first) // (parts - 1)) or 1
-    return [ordered[:first]] + [ordered[i: i + size] for i in range(first, len(ordered), size)]
+def _ranges(run: Evaluation, parts: int) -> list[list[tuple]]:
+    """Contiguous ranges of the subjects in id order, of equal size."""
+    ordered = sorted(run.subject_rows, key=operator.itemgetter(run.key_index))
+    size = -(-len(ordered) // parts)
+    return [ordered[i: i + size] for i in range(0, len(ordered), size)] or [[]]
 
 
 def _pool(processes: int):
@@ -88,20 +90,30 @@ def _pool(processes: int):
     return multiprocessing.get_context("fork").Pool(processes)
 
 
-def _errors_of(errors: list[EvaluationError]) -> list[tuple]:
-    """Evaluation errors as they cross to another process: what each was built from."""
-    return [(e.message, e.subject, e.span) for e in errors]
+def _errors_of(errors: list[EvaluationError], contract: Source | None) -> list[tuple]:
+    """Evaluation errors as they cross to another process, in plain values (marshal's format):
+    what each was built from, its span as its place in its source (its text too, unless it is
+    the `contract`'s own, which both processes hold)."""
+    return [(e.message, e.subject, None if e.span is None else
+             (e.span.source.name, None if e.span.source is contract else e.span.source.text,
+              e.span.line, e.span.column, e.span.end_line, e.span.end_column)) for e in errors]
 
 
-def _raise_errors(parts_errors) -> None:
-    errors = [EvaluationError(message, subject, span) for errs in parts_errors for message, subject, span in errs]
+def _errors_from(crossed: list[tuple], contract: Source | None) -> list[EvaluationError]:
+    """Evaluation errors that crossed from another process (`_errors_of`), made again."""
+    return [EvaluationError(message, subject, None if span is None else Span(
+        contract if span[1] is None else Source(span[0], span[1]), *span[2:])) for message, subject, span in crossed]
+
+
+def _raise_errors(parts_errors, contract: Source | None) -> None:
+    errors = [e for crossed in parts_errors for e in _errors_from(crossed, contract)]
     if errors:
         raise EvaluationErrors(errors)
 
 
 def _first_pass(number: int):
     results, errors = _RUN.first_pass(_RANGES[number])
-    return [(r.subject, r.eligible, r.days, r.excluded, r.claims) for r in results], _errors_of(errors)
+    return [(r.subject, r.eligible, r.days, r.excluded, r.claims) for r in results], _errors_of(errors, _RUN.program.source)
 
 
 def first_pass(run: Evaluation, workers: int) -> list[SubjectResult]:
@@ -118,7 +130,7 @@ def first_pass(run: Evaluation, workers: int) -> list[SubjectResult]:
             parts = pool.map(_first_pass, range(len(_RANGES)))
     finally:
         _RUN, _RANGES = None, []
-    _raise_errors(errs for _, errs in parts)
+    _raise_errors((errs for _, errs in parts), run.program.source)
     return [SubjectResult(*r) for results, _ in parts for r in results]
 
 
@@ -126,62 +138,202 @@ def statement(run: Evaluation, workers: int) -> Statement:
     """The statement, its first pass split between `workers` processes.
 
     A contract whose payments finish subject by subject is finished in the processes
-    too. This process evaluates the first range of subjects; the others evaluate the
-    rest a chunk at a time, summing each chunk's days and writing its payment rows,
-    grouped by day, to a file in marshal's format (quick to read back, and nothing
-    for this process to receive while it evaluates). Having done its own range, this
-    process reads the chunks in order as they are done, each day's rows after the
-    earlier ones': the single-process order."""
-    global _RUN, _RANGES
+    too, the subjects (in id order) cut into chunks: this process takes chunks from the
+    front, the others from the back, until they meet (`_Helpers`), so however fast each
+    goes, none waits for another. The others write each chunk's payment rows, grouped by
+    day, to a file in marshal's format (quick to read back), which this process reads
+    between its own chunks. The days are then joined chunk after chunk: the
+    single-process order."""
     if not finishes_in_parts(run):
         return run.statement(first_pass(run, workers))
     if workers <= 1:
-        by_day, totals, evaluated, eligible, errors = _finish(run, run.subject_rows)
-        _raise_errors([errors])
-        return run.assemble(in_payment_order(by_day), totals, evaluated, eligible)
+        part = run.payments()
+        part.add(run.subject_rows)
+        if part.errors:
+            raise EvaluationErrors(part.errors)
+        return run.assemble(in_payment_order(part.by_day), part.totals(), part.evaluated, part.eligible)
+    ordered = sorted(run.subject_rows, key=operator.itemgetter(run.key_index))
+    chunks = [ordered[i: i + SHARE] for i in range(0, len(ordered), SHARE)]
+    del ordered
+
+    def finish_chunk(number: int) -> tuple:
+        part = run.payments()
+        part.add(chunks[number], ordered=True)
+        return part.by_day, (part.totals().__dict__, part.evaluated, part.eligible, _errors_of(part.errors, run.program.source))
+
+    own = run.payments()
     with tempfile.TemporaryDirectory(prefix="pbr-") as folder:
-        _RUN, _RANGES = run, _ranges(run, workers, FIRST_SHARE)
-        jobs = [(i, start, folder) for i in range(1, len(_RANGES)) for start in range(0, len(_RANGES[i]), CHUNK)]
-        try:
-            with _pool(workers - 1) as pool:
-                done = pool.imap(_finish_chunk, jobs)  # in order, each as soon as it is finished
-                by_day, totals, evaluated, eligible, errors = _finish(run, _RANGES[0])
-                errors = [errors]
-                for path, chunk_totals, chunk_evaluated, chunk_eligible, chunk_errors in done:
-                    with open(path, "rb") as handle:
-                        days = marshal.loads(handle.read())
-                    os.remove(path)
-                    for day, rows in days.items():
-                        same_day = by_day.get(day)
-                        if same_day is None:
-                            by_day[day] = rows
-                        else:
-                            same_day.extend(rows)  # this chunk's subjects sort after the earlier ones'
-                    totals.merge(chunk_totals)
-                    evaluated += chunk_evaluated
-                    eligible += chunk_eligible
-                    errors.append(chunk_errors)
-        finally:
-            _RUN, _RANGES = None, []
-    _raise_errors(errors)
+        with _Helpers(workers - 1, len(chunks), finish_chunk, folder) as helpers:
+            for number in helpers.own_chunks():
+                own.add(chunks[number], ordered=True)
+            others = helpers.results()
+    by_day, totals = own.by_day, own.totals()
+    evaluated, eligible, errors = own.evaluated, own.eligible, own.errors
+    for number in sorted(others):  # the chunks after this process's own, in order
+        days, (chunk_totals, chunk_evaluated, chunk_eligible, chunk_errors) = others[number]
+        for day, rows in days.items():
+            same_day = by_day.get(day)
+            if same_day is None:
+                by_day[day] = rows
+            else:
+                same_day.extend(rows)  # this chunk's subjects sort after the earlier ones'
+        totals.merge(Totals.from_dict(chunk_totals))
+        evaluated += chunk_evaluated
+        eligible += chunk_eligible
+        errors += _errors_from(chunk_errors, run.program.source)
+    if errors:
+        raise EvaluationErrors(errors)
     return run.assemble(in_payment_order(by_day), totals, evaluated, eligible)
 
 
-def _finish(run: Evaluation, rows: list[tuple]) -> tuple:
-    """Subjects' payment rows grouped by day, their totals, and the subjects counted."""
-    by_day: dict[int, list] = {}
-    totals = run.new_totals()
-    evaluated, eligible, errors = run.finish(rows, by_day, totals)
-    return by_day, totals, evaluated, eligible, _errors_of(errors)
+class _Helpers:
+    """Forked processes sharing a list of chunks of work with this one: this process takes
+    chunks from the front (`own_chunks`), the helpers from the back, until they meet, so neither
+    waits for the other however fast each goes. A helper writes each chunk's result (`work(n)`,
+    plain values only) to a file in `folder`, in marshal's format (quick both ways), and says
+    down a pipe which chunk it finished; this
+    process reads the results as they come, between its own chunks. Who takes which chunk is
+    settled under a POSIX record lock, which the kernel releases if its holder dies; a helper
+    that dies leaves its chunk unreported, and the run fails with what it said, never waits for
+    ever. No multiprocessing: forking directly costs less than starting a pool."""
 
+    _CLAIMS = struct.Struct("<qq")  # the next chunk from the front, the next from the back
+    _REPORT = struct.Struct("<q")
 
-def _finish_chunk(job: tuple) -> tuple:
-    number, start, folder = job
-    by_day, totals, evaluated, eligible, errors = _finish(_RUN, _RANGES[number][start: start + CHUNK])
-    path = os.path.join(folder, f"rows-{number}-{start}")
-    with open(path, "wb") as out:
-        out.write(marshal.dumps(by_day))  # rows of whole numbers, texts (keys are text), tuples and none
-    return path, totals, evaluated, eligible, errors
+    def __init__(self, count: int, chunks: int, work, folder: str):
+        self.chunks = chunks
+        self.folder = folder
+        self.mine = 0
+        self.got: dict[int, object] = {}
+        self.pids: list[int] = []
+        self.pending = b""
+        self.claims = os.open(os.path.join(folder, "claims"), os.O_RDWR | os.O_CREAT, 0o600)
+        os.pwrite(self.claims, self._CLAIMS.pack(0, chunks - 1), 0)
+        self.reports, write = os.pipe()
+        try:
+            for _ in range(count):
+                pid = os.fork()
+                if pid == 0:  # a helper: it never returns from here
+                    self._help(work, write)
+                self.pids.append(pid)
+        except BaseException:
+            self._stop()
+            raise
+        finally:
+            os.close(write)
+
+    def __enter__(self) -> "_Helpers":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop()
+
+    def _claim(self, from_back: bool) -> int | None:
+        fcntl.lockf(self.claims, fcntl.LOCK_EX)
+        try:
+            front, back = self._CLAIMS.unpack(os.pread(self.claims, self._CLAIMS.size, 0))
+            if front > back:
+                return None
+            if from_back:
+                os.pwrite(self.claims, self._REPORT.pack(back - 1), 8)
+                return back
+            os.pwrite(self.claims, self._REPORT.pack(front + 1), 0)
+            return front
+        finally:
+            fcntl.lockf(self.claims, fcntl.LOCK_UN)
+
+    def _help(self, work, reports: int) -> None:
+        status = 1
+        try:
+            os.close(self.reports)
+            while (number := self._claim(from_back=True)) is not None:
+                data = marshal.dumps(work(number))
+                with open(os.path.join(self.folder, f"chunk-{number}"), "wb") as out:
+                    out.write(data)
+                os.write(reports, self._REPORT.pack(number))
+            status = 0
+        except BaseException as err:  # said to this process, which fails the run
+            try:
+                with open(os.path.join(self.folder, f"failed-{os.getpid()}"), "w", encoding="utf-8") as out:
+                    out.write(f"{type(err).__name__}: {err}")
+            except BaseException:
+                pass
+        finally:
+            os._exit(status)  # never this process's clean-up, buffers or exit handlers
+
+    def own_chunks(self):
+        """The chunks this process takes, from the front, reading the helpers' results between them."""
+        while True:
+            self._read(wait=False)
+            number = self._claim(from_back=False)
+            if number is None:
+                return
+            self.mine += 1
+            yield number
+
+    def results(self) -> dict[int, object]:
+        """Every helper's result by chunk, once all are in."""
+        while len(self.got) < self.chunks - self.mine:
+            if not self._read(wait=True):
+                self._failed()
+        return self.got
+
+    def _read(self, wait: bool) -> bool:
+        """Take the results reported so far (with `wait`, at least one report); False when every
+        helper has gone."""
+        os.set_blocking(self.reports, wait)
+        while True:
+            try:
+                data = os.read(self.reports, 4096)
+            except BlockingIOError:
+                return True
+            if not data:
+                return False
+            self.pending += data
+            size = self._REPORT.size
+            while len(self.pending) >= size:
+                number = self._REPORT.unpack(self.pending[:size])[0]
+                self.pending = self.pending[size:]
+                path = os.path.join(self.folder, f"chunk-{number}")
+                with open(path, "rb") as handle:
+                    self.got[number] = marshal.loads(handle.read())
+                os.remove(path)
+            if wait:
+                return True
+
+    def _failed(self) -> None:
+        statuses = self._stop()
+        said = []
+        for name in sorted(os.listdir(self.folder)):
+            if name.startswith("failed-"):
+                with open(os.path.join(self.folder, name), encoding="utf-8") as f:
+                    said.append(f.read())
+        why = "; ".join(said) or ", ".join(statuses) or "no reason given"
+        raise EvaluationError(f"a process evaluating part of the subjects stopped before it had finished ({why})")
+
+    def _stop(self) -> list[str]:
+        """Wait for the helpers (stopping any still at work: this process is failing) and close
+        the pipe; how each ended, when not well."""
+        statuses = []
+        for pid in self.pids:
+            try:
+                done, status = os.waitpid(pid, os.WNOHANG)
+                if done == 0 and self.mine + len(self.got) < self.chunks:
+                    os.kill(pid, signal.SIGKILL)
+                    done, status = os.waitpid(pid, 0)
+                elif done == 0:
+                    done, status = os.waitpid(pid, 0)
+            except ChildProcessError:
+                continue
+            code = os.waitstatus_to_exitcode(status)
+            if code:
+                statuses.append(f"exit status {code}" if code > 0 else f"signal {-code}")
+        self.pids = []
+        for fd in ("reports", "claims"):
+            if getattr(self, fd, None) is not None:
+                os.close(getattr(self, fd))
+                setattr(self, fd, None)
+        return statuses
 
 
 class _Message(Exception):
@@ -206,10 +358,12 @@ def _format(run: Evaluation, rows: list[tuple], number: int, folder: str) -> tup
     with open(path, "wb") as out:
         offset = 0
         for chunk_number, start in enumerate(range(0, len(rows), CHUNK)):
-            by_day, chunk_totals, _, chunk_eligible, chunk_errors = _finish(run, rows[start: start + CHUNK])
-            totals.merge(chunk_totals)
-            eligible += chunk_eligible
-            errors.extend(chunk_errors)
+            part = run.payments()
+            part.add(rows[start: start + CHUNK], ordered=True)
+            by_day = part.by_day
+            totals.merge(part.totals())
+            eligible += part.eligible
+            errors.extend(_errors_of(part.errors, run.program.source))
             for day in sorted(by_day):
                 data = formatter.text(by_day[day]).encode("utf-8")
                 out.write(data)
@@ -374,7 +528,7 @@ def _load_and_format(number: int, keep_run: bool = False):
 def _merge(run: Evaluation, parts: list[tuple], out: TextIO) -> None:
     """Write the statement's head, then the parts' payments day by day, first part first."""
     program = run.program
-    _raise_errors(part[5] for part in parts)
+    _raise_errors((part[5] for part in parts), program.source)
     totals = run.new_totals()
     for part in parts:
         totals.merge(part[2])
@@ -474,8 +628,6 @@ def _regular_file(raw) -> int | None:
     if raw is None or not hasattr(os, "copy_file_range"):
         return None
     try:
-        import fcntl  # where there is copy_file_range, there is fcntl
-
         fd = raw.fileno()
         if fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_APPEND:
             return None  # appending: a place in the file cannot be chosen

@@ -253,6 +253,13 @@ class Totals:
             self.seen_funder.add(self.funders[0])
         self.subjects_paid += subjects_paid
 
+    @classmethod
+    def from_dict(cls, figures: dict) -> "Totals":
+        """Totals from their `__dict__`, as they cross between processes (marshal's format)."""
+        totals = cls.__new__(cls)
+        totals.__dict__.update(figures)
+        return totals
+
     def merge(self, other: "Totals") -> "Totals":
         self.total += other.total
         self.unfunded += other.unfunded

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import tempfile
 
 import pytest
 from hypothesis import given
@@ -79,7 +80,8 @@ def test_a_large_load_leaves_the_cycle_collector_on_with_its_objects_out_of_sigh
     assert gc.isenabled() and gc.get_freeze_count() == 0 and small
 
 
-def test_rows_sent_back_a_chunk_at_a_time_join_in_the_single_process_order(tmp_path, monkeypatch):
+@pytest.mark.parametrize("share", [150, 7, 5000])
+def test_rows_sent_back_a_chunk_at_a_time_join_in_the_single_process_order(tmp_path, monkeypatch, share):
     from pbrlang import parallel
 
     folder = gen.generate("work-programme", tmp_path, 2000, seed=17)
@@ -87,13 +89,68 @@ def test_rows_sent_back_a_chunk_at_a_time_join_in_the_single_process_order(tmp_p
     contract = pbrlang.load(example("work-programme"))
     dataset = contract.load_data([folder])
     one = contract.evaluate(dataset, as_of, workers=1)
-    monkeypatch.setattr(parallel, "CHUNK", 150)  # each other process sends several chunks
+    # Chunks of several sizes (one chunk, taken by this process alone; many, shared).
+    monkeypatch.setattr(parallel, "SHARE", share)
     for n in (2, 3):
         many = contract.evaluate(dataset, as_of, workers=n)
         assert many.rows == one.rows
         assert many.totals.__dict__ == one.totals.__dict__
         assert (many.subjects_evaluated, many.subjects_eligible) == (one.subjects_evaluated, one.subjects_eligible)
         assert many.to_json() == one.to_json()
+
+
+def test_the_other_processes_take_chunks_from_the_back_while_this_one_takes_them_from_the_front(
+        tmp_path, monkeypatch):
+    from pbrlang import parallel
+
+    taken = []
+    real = parallel._Helpers.own_chunks
+
+    def own_chunks(self):
+        for number in real(self):
+            taken.append(number)
+            yield number
+
+    monkeypatch.setattr(parallel._Helpers, "own_chunks", own_chunks)
+    monkeypatch.setattr(parallel, "SHARE", 10)
+    folder = gen.generate("work-programme", tmp_path, 1000, seed=3)
+    contract = pbrlang.load(example("work-programme"))
+    dataset = contract.load_data([folder])
+    contract.evaluate(dataset, gen.default_as_of("work-programme"), workers=2)
+    # This process's chunks are the first ones, in order; the other process did the rest.
+    assert taken == list(range(len(taken))) and 0 < len(taken) < 100
+
+
+@pytest.mark.parametrize("how,said", [("raises", "OSError: disk full"), ("dies", "signal 9")])
+def test_a_process_that_fails_or_dies_fails_the_run_and_says_so(tmp_path, monkeypatch, how, said):
+    import signal
+
+    from pbrlang import parallel
+
+    class Failing:  # only the other processes write rows out (this one reads them)
+        @staticmethod
+        def dumps(value):
+            if how == "dies":
+                os.kill(os.getpid(), signal.SIGKILL)
+            raise OSError("disk full")
+
+        loads = staticmethod(parallel.marshal.loads)
+
+    monkeypatch.setattr(parallel, "marshal", Failing)
+    monkeypatch.setattr(parallel, "SHARE", 10)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    folder = gen.generate("work-programme", tmp_path, 1000, seed=3)
+    contract = pbrlang.load(example("work-programme"))
+    dataset = contract.load_data([folder])
+    with pytest.raises(pbrlang.EvaluationError) as err:
+        contract.evaluate(dataset, gen.default_as_of("work-programme"), workers=2)
+    assert "a process evaluating part of the subjects stopped before it had finished" in str(err.value)
+    assert said in str(err.value)
+    assert not os.listdir(scratch)  # nothing left behind: no files, and no process still running
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)
 
 
 PEOPLE = """contract "people"
