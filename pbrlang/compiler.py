@@ -985,7 +985,9 @@ class Compiler:
             eligible=r(eligible),
             cap_limits=tuple(r(fn) for fn in cap_limits),
             ceiling_limits=tuple(r(fn) for fn in ceiling_limits),
-            checks={name: [(r(fn), c) for fn, c in fns] for name, fns in checks.items()},
+            # Each rule with whether it reads as_of: the others are applied as the data is loaded.
+            checks={name: [(r(fn), c, any(isinstance(x, n.AsOf) for x in n.walk(c))) for fn, c in fns]
+                    for name, fns in checks.items()},
             let_slots=dict(self.let_slots),
             cohorts=None if cohorts is None else (cohorts[0],) + tuple(r(fn) for fn in cohorts[1:]),
             source=self.source(),
@@ -1291,7 +1293,7 @@ class CompiledContract:
     eligible: Fn | None
     cap_limits: tuple
     ceiling_limits: tuple
-    checks: dict
+    checks: dict  # table -> [(rows breaking the rule, the rule, whether it reads as_of)]
     let_slots: dict
     cohorts: Any = None  # (binder slot, members fn, by fn, counting fn)
     steps: Fn | None = None  # a subject's steps in order: one generated function (a tracing build: one by one)

@@ -35,13 +35,16 @@ class Contract:
 
     def load_data(self, tables: Mapping[str, Any] | Iterable[str | Path] | str | Path,
                   exclude_invalid: bool = False) -> "data.Dataset":
-        """Read and check tables. With `exclude_invalid`, a broken row leaves its subject out
-        (listed in the statement) instead of rejecting the run."""
-        from . import data  # the evaluator's half is imported only when data is read
+        """Read and check tables, by their types and the contract's `valid when` rules (those
+        that read as_of are applied when it is known, by `evaluate`). With `exclude_invalid`, a
+        broken row leaves its subject out (listed in the statement) instead of rejecting the run."""
+        from . import data, evaluator  # the evaluator's half is imported only when data is read
 
         if isinstance(tables, (str, Path)):
             tables = [tables]
-        return data.load(self.program, tables, exclude_invalid)
+        dataset = data.load(self.program, tables, exclude_invalid)
+        evaluator.check_rows(self.compiled, dataset, None, exclude_invalid)
+        return dataset
 
     def evaluate(self, tables, as_of: datetime.date | str, workers: int | None = None,
                  exclude_invalid: bool = False) -> Statement:

@@ -129,6 +129,9 @@ class Dataset:
     warnings: list[str] = attrs.field(factory=list)
     # Subjects left out because their data is broken (only when asked for): subject -> problems.
     excluded: dict[str, list[str]] = attrs.field(factory=dict)
+    # The compiled contract whose `valid when` rules that do not read as_of were applied as the
+    # data was loaded (evaluator.check_rows), or None.
+    rules_checked: Any = None
 
 
 def _converter(field, table: str):

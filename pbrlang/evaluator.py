@@ -76,17 +76,23 @@ def build_indexes(compiled: CompiledContract, dataset: Dataset) -> list:
     return indexes
 
 
-def check_rows(compiled: CompiledContract, dataset: Dataset, as_of: int, exclude_invalid: bool = False) -> None:
+def check_rows(compiled: CompiledContract, dataset: Dataset, as_of: int | None,
+               exclude_invalid: bool = False) -> None:
     """Apply each table's `valid when` rules; every broken row is reported (or, when asked,
-    its subject is left out)."""
+    its subject is left out). With no `as_of` (as the data is loaded), only the rules that do
+    not read it, and the dataset remembers that they were; an evaluation then applies the
+    others only."""
     problems: list[DataProblem] = []
     broken: list[tuple[str, tuple, DataProblem]] = []
+    done = dataset.rules_checked is compiled
     for name, checks in compiled.checks.items():
         table = dataset.tables[name]
         fr = [None] * compiled.frame_size
         fr[AS_OF] = as_of
         fr[STEPS] = 0
-        for failing, node in checks:
+        for failing, node, dated in checks:
+            if (dated and as_of is None) or (done and not dated):
+                continue
             fields = _fields_named(node, table.info)
             rule = node.span.source.text.splitlines()[node.span.line - 1].strip() if node.span else "a rule"
             for row in failing(fr, table.rows):
@@ -102,6 +108,8 @@ def check_rows(compiled: CompiledContract, dataset: Dataset, as_of: int, exclude
         find = data.owners(compiled.program, dataset)
         data.exclude(compiled.program, dataset,
                      [(find[name](row) if find.get(name) else None, problem) for name, row, problem in broken])
+    if as_of is None:
+        dataset.rules_checked = compiled
 
 
 def _fields_named(node: n.Expr, info) -> list[str]:

@@ -221,3 +221,45 @@ def test_a_writable_file_in_a_folder_that_takes_no_new_file_is_written_once_comp
     # A file that is not there cannot be made in such a folder: said so, nothing written.
     assert cli.run(args[:-1] + [str(shared / "new.json")]) == 1
     assert "new.json: cannot be written (Permission denied)" in capsys.readouterr().err
+
+
+RULES = """contract "rules"
+funder X
+table people:
+  id: text key
+  joined_on: date
+  hours: integer
+  valid when hours >= 0
+  valid when joined_on <= as_of
+subject person: people
+outcome joined:
+  achieved on joined_on
+  pays £10.00
+"""
+
+
+def test_rules_that_need_no_as_of_reject_the_data_as_it_is_loaded_and_the_others_when_it_is_evaluated():
+    contract = pbrlang.loads(RULES, "rules.pbr")
+    negative = [{"id": "A", "joined_on": "2020-01-01", "hours": "-1"}]
+    with pytest.raises(pbrlang.DataError) as err:
+        contract.load_data({"people": negative})
+    assert "breaks the contract's rule `valid when hours >= 0` (rules.pbr:7:14)" in str(err.value)
+    # Joining after the as-of day breaks the other rule, which only an evaluation can apply.
+    later = contract.load_data({"people": [{"id": "A", "joined_on": "2020-06-01", "hours": "3"}]})
+    assert contract.evaluate(later, "2020-12-31").total == Decimal("10.00")
+    with pytest.raises(pbrlang.DataError) as err:
+        contract.evaluate(later, "2020-03-31")
+    assert "`valid when joined_on <= as_of`" in str(err.value) and "hours >= 0" not in str(err.value)
+    # Left out as the data is loaded, a subject is listed once, with its problem.
+    both = negative + [{"id": "B", "joined_on": "2020-01-01", "hours": "2"}]
+    statement = contract.evaluate(contract.load_data({"people": both}, exclude_invalid=True), "2020-12-31",
+                                  exclude_invalid=True)
+    assert [s for s, _ in statement.excluded] == ["A"] and len(statement.excluded[0][1]) == 1
+    assert statement.total == Decimal("10.00")
+
+
+def test_data_loaded_for_another_contract_meets_every_rule_of_the_one_evaluating_it():
+    lax = pbrlang.loads(RULES.replace("  valid when hours >= 0\n", ""))
+    dataset = lax.load_data({"people": [{"id": "A", "joined_on": "2020-01-01", "hours": "-1"}]})
+    with pytest.raises(pbrlang.DataError, match="hours >= 0"):
+        pbrlang.loads(RULES).evaluate(dataset, "2020-12-31")
