@@ -45,7 +45,10 @@ from .statement import EMPTY_PAYMENTS_END, PAYMENTS_END
 # Below this many subjects a second process costs more than it saves.
 PARALLEL_FROM = 20_000
 CHUNK = 25_000  # subjects a worker formats before writing them out
-SHARE = 5_000  # subjects in a chunk of the in-memory statement's first pass, shared between processes
+# Subjects in a chunk of the in-memory statement's first pass, shared between processes: at most
+# SHARE, and fewer for fewer subjects (down to a fifth of it), so that there are about 16 chunks
+# at the least, and the processes finish close together.
+SHARE = 5_000
 
 # Workers are forked (they inherit the loaded tables); where there is no fork, one process runs.
 CAN_FORK = hasattr(os, "fork")
@@ -153,7 +156,8 @@ def statement(run: Evaluation, workers: int) -> Statement:
             raise EvaluationErrors(part.errors)
         return run.assemble(in_payment_order(part.by_day), part.totals(), part.evaluated, part.eligible)
     ordered = sorted(run.subject_rows, key=operator.itemgetter(run.key_index))
-    chunks = [ordered[i: i + SHARE] for i in range(0, len(ordered), SHARE)]
+    size = min(SHARE, max(SHARE // 5, len(ordered) // 16))
+    chunks = [ordered[i: i + size] for i in range(0, len(ordered), size)]
     del ordered
 
     def finish_chunk(number: int) -> tuple:

@@ -80,7 +80,7 @@ def test_a_large_load_leaves_the_cycle_collector_on_with_its_objects_out_of_sigh
     assert gc.isenabled() and gc.get_freeze_count() == 0 and small
 
 
-@pytest.mark.parametrize("share", [150, 7, 5000])
+@pytest.mark.parametrize("share", [150, 7, 20_000])
 def test_rows_sent_back_a_chunk_at_a_time_join_in_the_single_process_order(tmp_path, monkeypatch, share):
     from pbrlang import parallel
 
