@@ -116,7 +116,8 @@ def _raise_errors(parts_errors, contract: Source | None) -> None:
 
 def _first_pass(number: int):
     results, errors = _RUN.first_pass(_RANGES[number])
-    return [(r.subject, r.eligible, r.days, r.excluded, r.claims) for r in results], _errors_of(errors, _RUN.program.source)
+    crossed = _errors_of(errors, _RUN.program.source)
+    return [(r.subject, r.eligible, r.days, r.excluded, r.claims) for r in results], crossed
 
 
 def first_pass(run: Evaluation, workers: int) -> list[SubjectResult]:
@@ -163,7 +164,8 @@ def statement(run: Evaluation, workers: int) -> Statement:
     def finish_chunk(number: int) -> tuple:
         part = run.payments()
         part.add(chunks[number], ordered=True)
-        return part.by_day, (part.totals().__dict__, part.evaluated, part.eligible, _errors_of(part.errors, run.program.source))
+        errors = _errors_of(part.errors, run.program.source)
+        return part.by_day, (part.totals().__dict__, part.evaluated, part.eligible, errors)
 
     own = run.payments()
     with tempfile.TemporaryDirectory(prefix="pbr-") as folder:
@@ -195,11 +197,11 @@ class _Helpers:
     chunks from the front (`own_chunks`), the helpers from the back, until they meet, so neither
     waits for the other however fast each goes. A helper writes each chunk's result (`work(n)`,
     plain values only) to a file in `folder`, in marshal's format (quick both ways), and says
-    down a pipe which chunk it finished; this
-    process reads the results as they come, between its own chunks. Who takes which chunk is
-    settled under a POSIX record lock, which the kernel releases if its holder dies; a helper
-    that dies leaves its chunk unreported, and the run fails with what it said, never waits for
-    ever. No multiprocessing: forking directly costs less than starting a pool."""
+    down a pipe which chunk it finished; this process reads the results as they come, between
+    its own chunks. Who takes which chunk is settled under a POSIX record lock, which the kernel
+    releases if its holder dies; a helper that dies leaves its chunk unreported, and the run
+    fails with what it said, never waits for ever. No multiprocessing: forking directly costs
+    less than starting a pool."""
 
     _CLAIMS = struct.Struct("<qq")  # the next chunk from the front, the next from the back
     _REPORT = struct.Struct("<q")
