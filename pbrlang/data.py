@@ -131,7 +131,7 @@ class Dataset:
     excluded: dict[str, list[str]] = attrs.field(factory=dict)
     # The compiled contract whose `valid when` rules that do not read as_of were applied as the
     # data was loaded (evaluator.check_rows), or None.
-    rules_checked: Any = None
+    rules_checked: Any = attrs.field(default=None, repr=False, eq=False)
 
 
 def _converter(field, table: str):

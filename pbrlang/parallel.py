@@ -324,11 +324,10 @@ class _Helpers:
         for pid in self.pids:
             try:
                 done, status = os.waitpid(pid, os.WNOHANG)
-                if done == 0 and self.mine + len(self.got) < self.chunks:
-                    os.kill(pid, signal.SIGKILL)
-                    done, status = os.waitpid(pid, 0)
-                elif done == 0:
-                    done, status = os.waitpid(pid, 0)
+                if done == 0:
+                    if self.mine + len(self.got) < self.chunks:
+                        os.kill(pid, signal.SIGKILL)
+                    _, status = os.waitpid(pid, 0)
             except ChildProcessError:
                 continue
             code = os.waitstatus_to_exitcode(status)

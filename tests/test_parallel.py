@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import tempfile
+import time
 
 import pytest
 from hypothesis import given
@@ -110,6 +111,11 @@ def test_the_other_processes_take_chunks_from_the_back_while_this_one_takes_them
         for number in real(self):
             taken.append(number)
             yield number
+            # However slowly the other process starts, it has taken a chunk before this one goes on.
+            deadline = time.monotonic() + 30
+            while self._CLAIMS.unpack(os.pread(self.claims, self._CLAIMS.size, 0))[1] == self.chunks - 1 \
+                    and time.monotonic() < deadline:
+                time.sleep(0.001)
 
     monkeypatch.setattr(parallel._Helpers, "own_chunks", own_chunks)
     monkeypatch.setattr(parallel, "SHARE", 10)
