@@ -12,27 +12,25 @@ evaluator (functions + tables -> statement).
 
 from __future__ import annotations
 
-from .contract import Contract, load, loads
-from .errors import (
-    ContractCheckError,
-    ContractError,
-    ContractSyntaxError,
-    DataError,
-    Diagnostic,
-    EvaluationError,
-    EvaluationErrors,
-    PbrError,
-    UsageError,
-)
+# Each name is imported when first asked for, so that `import pbrlang.cli` starts quickly:
+# `pbr` pauses the cycle collector before the pipeline's modules are imported (see cli.main),
+# and `pbr check` never needs the evaluator's half.
+_WHERE = {
+    "Contract": "contract", "load": "contract", "loads": "contract",
+    "Cut": "statement", "Payment": "statement", "Statement": "statement",
+    **dict.fromkeys(("ContractCheckError", "ContractError", "ContractSyntaxError", "DataError", "Diagnostic",
+                     "EvaluationError", "EvaluationErrors", "PbrError", "UsageError"), "errors"),
+}
 
 
 def __getattr__(name: str):
-    # The statement's classes are imported when first asked for: `pbr check` never needs them.
-    if name in ("Cut", "Payment", "Statement"):
-        from . import statement
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
 
-        return getattr(statement, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f".{module}", __name__), name)
+
 
 __all__ = [
     "Contract",

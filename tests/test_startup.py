@@ -18,10 +18,10 @@ def _python(code: str, **env: str) -> subprocess.CompletedProcess:
                           text=True, timeout=120)
 
 
-def test_pbr_check_imports_nothing_of_evaluation():
+def test_pbr_check_imports_nothing_of_evaluation(tmp_path):
     code = ("import sys; from pbrlang import cli; assert cli.run(['check', %r]) == 0; "
             "print(' '.join(sorted(m for m in sys.modules if m.startswith('pbrlang'))))" % str(example("work-programme")))
-    run = _python(code)
+    run = _python(code, XDG_CACHE_HOME=str(tmp_path))  # nothing cached: the contract is checked
     assert run.returncode == 0, run.stderr
     loaded = set(run.stdout.split("\n")[-2].split())
     assert "pbrlang.checker" in loaded
@@ -91,17 +91,23 @@ def test_the_checked_program_compares_and_shows_as_attrs_would():
     assert repr(first.subject) == "Subject(name='participant', table='participants')"
 
 
-def test_the_pbr_command_leaves_its_objects_to_the_end_of_the_process(monkeypatch, capsys):
-    """`pbr` freezes the collector's objects before exiting: finalization need not walk them all."""
+def test_the_pbr_command_pauses_the_collector_and_leaves_its_objects_to_the_end(monkeypatch, capsys):
+    """`pbr` runs with the cycle collector paused, and freezes its objects before exiting:
+    finalization need not walk them all. run(), which embedding programs call, leaves it be."""
     import gc
 
     from pbrlang import cli
 
-    frozen = []
+    frozen, collecting = [], []
     monkeypatch.setattr(gc, "freeze", lambda: frozen.append(True))
+    real_run = cli.run
+    monkeypatch.setattr(cli, "run", lambda: collecting.append(gc.isenabled()) or real_run())
     monkeypatch.setattr(sys, "argv", ["pbr", "check", str(example("work-programme"))])
     try:
         cli.main()
     except SystemExit as stop:
         assert stop.code == 0
-    assert frozen == [True] and "ok" in capsys.readouterr().out
+    finally:
+        gc.enable()  # this test's process goes on
+    assert frozen == [True] and collecting == [False] and "ok" in capsys.readouterr().out
+    assert real_run(["check", str(example("work-programme"))]) == 0 and gc.isenabled()
