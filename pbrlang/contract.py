@@ -6,7 +6,6 @@ import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
-from . import checker, parser
 from .errors import ContractSyntaxError, Diagnostic, UsageError
 from .source import Source, Span
 from .program import Program
@@ -82,17 +81,27 @@ def as_of_date(value: datetime.date | str) -> datetime.date:
 
 def loads(text: str, name: str = "<contract>") -> Contract:
     """Parse, check and compile contract text."""
-    return Contract(checker.check(parser.parse(text, name)))
+    return Contract(_checked(text, name))
 
 
 def load(path: str | Path) -> Contract:
-    """Read, parse, check and compile a contract file."""
-    return loads(_read(path), str(Path(path)))
+    """Read, parse, check and compile a contract file (checked once for each text: see pbrlang.cache)."""
+    return Contract(check_file(path))
 
 
 def check_file(path: str | Path) -> Program:
-    """Read, parse and check a contract file, without compiling it: all `pbr check` needs."""
-    return checker.check(parser.parse(_read(path), str(Path(path))))
+    """Read, parse and check a contract file, without compiling it: all `pbr check` needs. A
+    contract checked before, unchanged, by this same pbrlang is read back from the user's
+    cache folder instead (pbrlang.cache)."""
+    from . import cache
+
+    return cache.checked(_read(path), str(Path(path)), _checked)
+
+
+def _checked(text: str, name: str) -> Program:
+    from . import checker, parser
+
+    return checker.check(parser.parse(text, name))
 
 
 def _read(path: str | Path) -> str:

@@ -10,13 +10,13 @@ from decimal import Decimal
 from fractions import Fraction
 import re
 import sys
-from pathlib import Path
 
 import attrs
 from lark import Lark, Token, Transformer, Tree, v_args
 from lark import __version__ as _LARK_VERSION
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
+from . import cache
 from . import nodes as n
 from .errors import ContractSyntaxError, Diagnostic, UsageError
 from .lexer import FastContextualLexer
@@ -32,17 +32,17 @@ from .limits import (
     MAX_TOKENS,
 )
 from .parse_table import FORMAT as _TABLE_FORMAT, CompactLALRParser
-from .source import Source, Span
+from .source import ContractSource, Source, Span
 
 
 def grammar_text() -> str:
     """The grammar ships inside the package (wheel); a checkout reads grammar/pbr.lark."""
-    here = Path(__file__).resolve().parent
-    for path in (here / "grammar" / "pbr.lark", here.parent / "grammar" / "pbr.lark"):
-        if path.is_file():
-            return path.read_text(encoding="utf-8")
+    path = cache.grammar_file()
+    if path is not None:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
     # Imported from a zip file: only importlib.resources can read inside it (it costs
-    # milliseconds to import, so the plain files above are tried first).
+    # milliseconds to import, so the plain files are tried first).
     from importlib import resources
 
     return resources.files("pbrlang").joinpath("grammar").joinpath("pbr.lark").read_text(encoding="utf-8")
@@ -135,15 +135,8 @@ def _cache_file(grammar: str) -> str | bool:
     Where that folder cannot be written (the cache would then miss on every run,
     silently), Lark's default is used instead.
     """
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    folder = os.path.join(base, "pbrlang")
-    if not os.path.isabs(folder):  # no home folder
-        return True
-    try:
-        os.makedirs(folder, exist_ok=True)
-    except OSError:
-        return True
-    if not os.access(folder, os.W_OK):
+    folder = cache.folder()
+    if folder is None:
         return True
     # One file for each grammar (checkouts and versions side by side do not take turns rewriting it);
     # Lark checks inside it that the grammar, its options and the versions are the same.
@@ -169,34 +162,6 @@ def _lark() -> Lark:
             rest = rule.expansion[0].is_term  # `("," x)*`: it starts with the separator
             _LIST_LIMITS[name] = limit - 1 if rest else limit
     return lark
-
-
-@attrs.frozen
-class _ContractSource(Source):
-    """A contract's Source whose lines are split once, where the parser counts them.
-
-    The parser numbers lines at each "\\n" only (a form feed or a U+2028 in a
-    contract does not start a line for it), and diagnostics render the line
-    they point at; splitting once also keeps rendering a hundred diagnostics
-    of a large text quick.
-    """
-
-    lines: tuple = attrs.field(init=False, eq=False, repr=False)
-
-    @lines.default
-    def _split(self) -> tuple:
-        return tuple(line[:-1] if line.endswith("\r") else line for line in self.text.split("\n"))
-
-    def line(self, number: int) -> str:
-        if 1 <= number <= len(self.lines):
-            return self.lines[number - 1]
-        return ""
-
-    def last_position(self) -> tuple[int, int]:
-        """Where the text ends: just after its last line, not counting a final line break."""
-        lines = self.lines
-        count = len(lines) - 1 if len(lines) > 1 and lines[-1] == "" else len(lines)
-        return count, len(lines[count - 1]) + 1
 
 
 def _parse_tree(text: str) -> _Tree:
@@ -865,7 +830,7 @@ def _too_deep(source: Source, err: _TooDeep | _StackTooDeep | _TooLong, offset: 
     return Diagnostic("E004", f"this expression is nested more than {MAX_EXPRESSION_DEPTH} levels deep", span, hint=hint)
 
 
-def _too_many(source: _ContractSource) -> Diagnostic:
+def _too_many(source: ContractSource) -> Diagnostic:
     """Said once, at the end, when a list of problems stops at MAX_DIAGNOSTICS."""
     return Diagnostic(
         "E005",
@@ -881,7 +846,7 @@ _DECLARATION_WORDS = (
 )
 
 
-def _all_syntax_errors(source: _ContractSource, first: UnexpectedInput) -> list[Diagnostic]:
+def _all_syntax_errors(source: ContractSource, first: UnexpectedInput) -> list[Diagnostic]:
     """Report a syntax error in each top-level declaration, not only the first.
 
     Each declaration starts with its keyword at the start of a line; every one
@@ -947,7 +912,7 @@ def parse(text: str, name: str = "<contract>") -> n.ContractTree:
         # A byte order mark, as some editors write at the start of a UTF-8 file (data files
         # may have one too): not part of the text, and invisible, so columns count without it.
         text = text[1:]
-    source = _ContractSource(name, text)
+    source = ContractSource(name, text)
     if len(text.encode("utf-8", "surrogatepass")) > MAX_CONTRACT_BYTES:
         raise ContractSyntaxError(
             [Diagnostic("E005", f"the contract is larger than {MAX_CONTRACT_BYTES} bytes", Span.at(source, 1, 1))]

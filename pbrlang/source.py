@@ -20,6 +20,34 @@ class Source:
 
 
 @attrs.frozen
+class ContractSource(Source):
+    """A contract's Source whose lines are split once, where the parser counts them.
+
+    The parser numbers lines at each "\\n" only (a form feed or a U+2028 in a
+    contract does not start a line for it), and diagnostics render the line
+    they point at; splitting once also keeps rendering a hundred diagnostics
+    of a large text quick.
+    """
+
+    lines: tuple = attrs.field(init=False, eq=False, repr=False)
+
+    @lines.default
+    def _split(self) -> tuple:
+        return tuple(line[:-1] if line.endswith("\r") else line for line in self.text.split("\n"))
+
+    def line(self, number: int) -> str:
+        if 1 <= number <= len(self.lines):
+            return self.lines[number - 1]
+        return ""
+
+    def last_position(self) -> tuple[int, int]:
+        """Where the text ends: just after its last line, not counting a final line break."""
+        lines = self.lines
+        count = len(lines) - 1 if len(lines) > 1 and lines[-1] == "" else len(lines)
+        return count, len(lines[count - 1]) + 1
+
+
+@attrs.frozen
 class Span:
     """A stretch of a source: 1-based lines and columns, end column exclusive."""
 

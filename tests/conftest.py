@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -14,6 +17,11 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 SHARED_SCHEMES = ROOT.parent / "shared" / "schemes"
 SCHEMES = ["work-programme", "innovation-fund", "troubled-families", "recovery-partnership", "peterborough-sib"]
+
+# The tests keep checked contracts and Lark's analysis of the grammar in a cache folder of their
+# own (pbrlang.cache), not the user's; the processes they start inherit it.
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="pbr-tests-cache-")
+atexit.register(shutil.rmtree, os.environ["XDG_CACHE_HOME"], True)
 
 # Set PBR_REGOLD=1 to rewrite golden files from the current output (then review with git diff).
 REGOLD = os.environ.get("PBR_REGOLD") == "1"

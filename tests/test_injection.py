@@ -379,10 +379,12 @@ def _allowed(path, line: str) -> bool:
     return (str(path.relative_to(ROOT)), code) in _ALLOWED
 
 
-# The one reader of a serialised format: the parallel statement reads back, with marshal, the
-# payment rows its own child process wrote into a temporary folder only this user can open
-# (what multiprocessing does with pickle for every result). Never a file a user gives.
-_SERIALISED = {("pbrlang/parallel.py", "marshal")}
+# The two readers of a serialised format, never of a file a user gives: the parallel statement
+# reads back, with marshal, the payment rows its own child process wrote into a temporary folder
+# only this user can open (what multiprocessing does with pickle for every result); and the cache
+# reads back, with pickle, a checked contract pbrlang kept in the user's own cache folder, from a
+# file this user owns and no one else may write, as Lark does with its grammar in the same folder.
+_SERIALISED = {("pbrlang/parallel.py", "marshal"), ("pbrlang/cache.py", "pickle")}
 
 
 def test_the_package_source_never_calls_eval_exec_or_compile():

@@ -1,0 +1,147 @@
+"""Checked contracts kept between runs: `pbr` need not parse and check an unchanged contract again.
+
+Parsing and checking a contract in a new process (Lark and the checker imported, the grammar's
+tables read, the text parsed, every rule checked) costs about 30 ms of a `pbr eval`. The checked
+program is kept in the user's cache folder, where Lark's analysis of the grammar is kept, beside
+what it was made from: the contract's name and text, and a record of pbrlang's own code (each
+module's and the grammar's size and time of change, as Python's own bytecode cache records its
+sources) and of Python, Lark and attrs. It is used only when all of these are the same, and it is
+compared before the program is read. Otherwise the contract is parsed and checked as usual, and
+kept again. A contract with errors is never kept: its errors are found afresh each time.
+
+Nothing here is needed: a folder that cannot be written, a file that cannot be read or was made by
+other code, is passed over and the contract checked as if there were no cache.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import zlib
+from typing import Callable
+
+FORMAT = 1  # of the cache files: change it when what they hold changes
+KEEP = 100  # contracts kept at most (the oldest go first): one file for each contract file's name
+_PACKAGE = os.path.dirname(os.path.abspath(__file__))
+
+
+def folder() -> str | None:
+    """pbrlang's folder in the user's cache folder, made if need be; None where there is none
+    that this user can write."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    where = os.path.join(base, "pbrlang")
+    if not os.path.isabs(where):  # no home folder
+        return None
+    try:
+        os.makedirs(where, mode=0o700, exist_ok=True)
+    except OSError:
+        return None
+    if not os.access(where, os.W_OK):
+        return None
+    return where
+
+
+def grammar_file() -> str | None:
+    """The grammar's file: inside the package (a wheel), or grammar/pbr.lark in a checkout."""
+    for path in (os.path.join(_PACKAGE, "grammar", "pbr.lark"),
+                 os.path.join(os.path.dirname(_PACKAGE), "grammar", "pbr.lark")):
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def checked(text: str, name: str, check: Callable[[str, str], object]):
+    """The checked program of contract `text` reported under `name`: from the cache when it was
+    kept there by this same code, else `check(text, name)`, kept for next time."""
+    where = folder()
+    key = _key(text, name) if where is not None else None
+    if key is None:
+        return check(text, name)
+    path = os.path.join(where, f"contract-{zlib.crc32(name.encode('utf-8', 'surrogatepass')):08x}.pickle")
+    program = _read(path, key)
+    if program is None:
+        program = check(text, name)
+        _write(path, key, program)
+    return program
+
+
+def _key(text: str, name: str) -> tuple | None:
+    code = _code()
+    return None if code is None else (FORMAT, code, name, text)
+
+
+@functools.cache
+def _code() -> tuple | None:
+    """What the checked program depends on besides the text: pbrlang's modules and grammar,
+    Python, Lark and attrs (made once a process). None when one of them cannot be found
+    (imported from a zip file)."""
+    import importlib.util
+
+    files = [os.path.join(_PACKAGE, entry) for entry in sorted(os.listdir(_PACKAGE)) if entry.endswith(".py")]
+    files.append(grammar_file())
+    for package in ("lark", "attr"):
+        spec = importlib.util.find_spec(package)
+        files.append(spec.origin if spec is not None else None)
+    if None in files:
+        return None
+    try:
+        stats = tuple((f, s.st_size, s.st_mtime_ns) for f in files for s in (os.stat(f),))
+    except OSError:
+        return None
+    return sys.version, sys.implementation.cache_tag, stats
+
+
+def _read(path: str, key: tuple):
+    """The program kept at `path` for `key`, or None. The key is read and compared first, so a
+    program kept by other code is never unpickled; the file must be this user's own and writable
+    by no one else (it is unpickled, as Lark's grammar cache is)."""
+    import pickle
+
+    try:
+        with open(path, "rb") as f:
+            st = os.fstat(f.fileno())
+            if st.st_mode & 0o022 or (hasattr(os, "getuid") and st.st_uid != os.getuid()):
+                return None
+            if pickle.load(f) != key:
+                return None
+            return pickle.load(f)
+    except Exception:  # missing, unreadable, cut short, or of another format: check the contract again
+        return None
+
+
+def _write(path: str, key: tuple, program) -> None:
+    """Keep the program, whole or not at all (written beside and renamed into place, so another
+    process never reads half a file), and forget the oldest contracts beyond KEEP."""
+    import pickle
+    import tempfile
+
+    where = os.path.dirname(path)
+    try:
+        handle, partial = tempfile.mkstemp(prefix=".contract-", suffix=".partial", dir=where)
+    except OSError:
+        return
+    try:
+        with os.fdopen(handle, "wb") as out:
+            pickle.dump(key, out, protocol=pickle.HIGHEST_PROTOCOL)
+            pickle.dump(program, out, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(partial, path)
+    except Exception:  # a full disk, a program nested too deeply to pickle: go on without keeping it
+        try:
+            os.unlink(partial)
+        except OSError:
+            pass
+        return
+    _forget_oldest(where)
+
+
+def _forget_oldest(where: str) -> None:
+    try:
+        kept = [e for e in os.scandir(where) if e.name.startswith("contract-") and e.name.endswith(".pickle")]
+        if len(kept) <= KEEP:
+            return
+        kept.sort(key=lambda e: e.stat().st_mtime_ns)
+        for entry in kept[: len(kept) - KEEP]:
+            os.unlink(entry.path)
+    except OSError:
+        pass

@@ -1,0 +1,143 @@
+"""Checked contracts kept between runs (pbrlang/cache.py): used only for the same text and the same
+code, never for a contract with errors, and never needed."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import zlib
+
+import pytest
+from conftest import ROOT, SCHEMES, example, sample
+
+import pbrlang
+from pbrlang import cache, contract
+
+
+@pytest.fixture
+def cache_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    return tmp_path / "cache" / "pbrlang"
+
+
+@pytest.fixture
+def checks(monkeypatch):
+    """How many times a contract was parsed and checked (not read from the cache)."""
+    made = []
+    real = contract._checked
+
+    def counted(text, name):
+        made.append(name)
+        return real(text, name)
+
+    monkeypatch.setattr(contract, "_checked", counted)
+    return made
+
+
+def kept(cache_home):
+    return sorted(p.name for p in cache_home.glob("contract-*.pickle"))
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_a_kept_contract_gives_the_statement_a_checked_one_gives(scheme, cache_home, checks):
+    first = pbrlang.load(example(scheme))
+    again = pbrlang.load(example(scheme))
+    assert checks == [str(example(scheme))]  # the second came from the cache
+    assert again.program == first.program and again.warnings == first.warnings
+    fresh = pbrlang.loads(example(scheme).read_text(), str(example(scheme)))
+    day = json.loads((sample(scheme) / "expected.json").read_text())["as_of"]
+    assert again.evaluate([sample(scheme)], day).to_json() == fresh.evaluate([sample(scheme)], day).to_json()
+
+
+def test_a_changed_contract_is_checked_again_and_its_errors_are_reported(tmp_path, cache_home, checks):
+    path = tmp_path / "c.pbr"
+    text = example("work-programme").read_text()
+    path.write_text(text)
+    pbrlang.load(path)
+    path.write_text(text.replace("pays job_outcome_fee[group]", "pays job_outcome_fee[nothing_such]"))
+    with pytest.raises(pbrlang.ContractCheckError) as raised:
+        pbrlang.load(path)
+    assert "nothing_such" in str(raised.value)
+    with pytest.raises(pbrlang.ContractCheckError):  # a contract with errors is never kept
+        pbrlang.load(path)
+    assert len(checks) == 3
+    path.write_text(text)
+    pbrlang.load(path)
+    assert len(checks) == 3  # the good text's program is still kept
+
+
+def test_the_same_text_under_another_name_is_checked_for_that_name(tmp_path, cache_home, checks):
+    """Spans name the file a problem is in: the name is part of what is kept."""
+    (tmp_path / "a.pbr").write_text(example("work-programme").read_text())
+    (tmp_path / "b.pbr").write_text(example("work-programme").read_text())
+    a = pbrlang.load(tmp_path / "a.pbr")
+    b = pbrlang.load(tmp_path / "b.pbr")
+    assert len(checks) == 2
+    assert a.program.outcomes[0].span.source.name.endswith("a.pbr")
+    assert b.program.outcomes[0].span.source.name.endswith("b.pbr")
+
+
+def test_a_program_kept_by_other_code_is_never_read(cache_home, checks, monkeypatch):
+    pbrlang.load(example("work-programme"))
+    (path,) = cache_home.glob("contract-*.pickle")
+    monkeypatch.setattr(cache, "_code", lambda: ("another pbrlang",))
+    pbrlang.load(example("work-programme"))
+    assert len(checks) == 2
+    assert path.exists()  # kept again, for the code that read it last
+
+
+@pytest.mark.parametrize("damage", ["cut short", "not a pickle", "writable by others"])
+def test_a_damaged_or_unsafe_file_is_passed_over(damage, cache_home, checks):
+    pbrlang.load(example("work-programme"))
+    (path,) = cache_home.glob("contract-*.pickle")
+    if damage == "cut short":
+        path.write_bytes(path.read_bytes()[:-100])
+    elif damage == "not a pickle":
+        path.write_bytes(b"PK\x03\x04 not what pbrlang writes")
+    else:
+        path.chmod(0o666)
+    again = pbrlang.load(example("work-programme"))
+    assert len(checks) == 2 and again.name == "work-programme"
+    assert oct(path.stat().st_mode & 0o777) == "0o600"  # written again, whole, for this user only
+
+
+def test_no_cache_folder_still_loads(tmp_path, monkeypatch, checks):
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "a-file"))
+    pbrlang.load(example("work-programme"))
+    pbrlang.load(example("work-programme"))
+    assert len(checks) == 2
+
+
+def test_at_most_keep_contracts_are_kept_the_oldest_going_first(tmp_path, cache_home, checks, monkeypatch):
+    monkeypatch.setattr(cache, "KEEP", 3)
+    text = example("work-programme").read_text()
+    paths = [tmp_path / f"c{i}.pbr" for i in range(5)]
+    for i, path in enumerate(paths):
+        path.write_text(text)
+        pbrlang.load(path)
+        kept_for = cache_home / f"contract-{zlib.crc32(str(path).encode()):08x}.pickle"
+        os.utime(kept_for, ns=(i * 10**9, i * 10**9))  # made one after the other, a second apart
+    assert len(kept(cache_home)) == 3
+    pbrlang.load(paths[4])
+    pbrlang.load(paths[0])
+    assert checks.count(str(paths[4])) == 1  # still kept
+    assert checks.count(str(paths[0])) == 2  # the oldest: forgotten
+
+
+def test_pbr_eval_of_a_kept_contract_never_imports_lark(tmp_path):
+    """The point of keeping it: a new process skips Lark, the parser and the checker."""
+    code = ("import sys; from pbrlang import cli; "
+            "assert cli.run(['eval', %r, '--data', %r, '--as-of', '2014-06-30', '--format', 'json', "
+            "'--output', %r]) == 0; print(sorted(m for m in ('lark', 'pbrlang.parser', 'pbrlang.checker') "
+            "if m in sys.modules))" % (str(example("work-programme")), str(sample("work-programme")),
+                                       str(tmp_path / "s.json")))
+    env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "cache"))
+    runs = [subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                           timeout=120) for _ in range(2)]
+    assert [r.returncode for r in runs] == [0, 0], runs[0].stderr + runs[1].stderr
+    assert runs[0].stdout.split("\n")[-2] == "['lark', 'pbrlang.checker', 'pbrlang.parser']"
+    assert runs[1].stdout.split("\n")[-2] == "[]"
+    assert '"total": "' in (tmp_path / "s.json").read_text()
