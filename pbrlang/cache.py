@@ -22,8 +22,8 @@ import zlib
 from typing import Callable
 
 FORMAT = 1  # of the cache files: change it when what they hold changes
-KEEP = 100  # contracts kept at most (the oldest go first): one file for each contract file's name
-_PACKAGE = os.path.dirname(os.path.abspath(__file__))
+KEEP = 100  # contracts kept at most (the oldest go first)
+_PACKAGE = os.path.dirname(os.path.realpath(__file__))
 
 
 def folder() -> str | None:
@@ -58,12 +58,18 @@ def checked(text: str, name: str, check: Callable[[str, str], object]):
     key = _key(text, name) if where is not None else None
     if key is None:
         return check(text, name)
-    path = os.path.join(where, f"contract-{zlib.crc32(name.encode('utf-8', 'surrogatepass')):08x}.pickle")
+    # One file for each contract file's name and each pbrlang (two installs side by side, each
+    # running the same file, would otherwise take turns replacing the other's and never find their own).
+    path = os.path.join(where, f"contract-{_crc(name)}-{_crc(repr(key[1]))}.pickle")
     program = _read(path, key)
     if program is None:
         program = check(text, name)
         _write(path, key, program)
     return program
+
+
+def _crc(text: str) -> str:
+    return f"{zlib.crc32(text.encode('utf-8', 'surrogatepass')):08x}"
 
 
 def _key(text: str, name: str) -> tuple | None:

@@ -82,10 +82,23 @@ def test_the_same_text_under_another_name_is_checked_for_that_name(tmp_path, cac
 def test_a_program_kept_by_other_code_is_never_read(cache_home, checks, monkeypatch):
     pbrlang.load(example("work-programme"))
     (path,) = cache_home.glob("contract-*.pickle")
+    real = cache._code()
     monkeypatch.setattr(cache, "_code", lambda: ("another pbrlang",))
     pbrlang.load(example("work-programme"))
     assert len(checks) == 2
-    assert path.exists()  # kept again, for the code that read it last
+    another = path.with_name(path.name.replace(cache._crc(repr(real)), cache._crc(repr(("another pbrlang",)))))
+    path.rename(another)  # even under the name the other code's program would have
+    pbrlang.load(example("work-programme"))
+    assert len(checks) == 3
+
+
+def test_two_pbrlangs_side_by_side_each_keep_their_own(cache_home, checks, monkeypatch):
+    """Two installs running the same contract file do not take turns replacing each other's."""
+    real = cache._code()
+    for code in [real, ("another pbrlang",), real, ("another pbrlang",)]:
+        monkeypatch.setattr(cache, "_code", lambda code=code: code)
+        pbrlang.load(example("work-programme"))
+    assert len(checks) == 2 and len(kept(cache_home)) == 2
 
 
 @pytest.mark.parametrize("damage", ["cut short", "not a pickle", "writable by others"])
@@ -118,7 +131,7 @@ def test_at_most_keep_contracts_are_kept_the_oldest_going_first(tmp_path, cache_
     for i, path in enumerate(paths):
         path.write_text(text)
         pbrlang.load(path)
-        kept_for = cache_home / f"contract-{zlib.crc32(str(path).encode()):08x}.pickle"
+        (kept_for,) = cache_home.glob(f"contract-{zlib.crc32(str(path).encode()):08x}-*.pickle")
         os.utime(kept_for, ns=(i * 10**9, i * 10**9))  # made one after the other, a second apart
     assert len(kept(cache_home)) == 3
     pbrlang.load(paths[4])
