@@ -40,9 +40,9 @@ AS_OF = "2014-06-30"
 PHASES = r"""
 import io, json, sys, time, datetime
 import pbrlang
-# What loading needs, imported before the clock starts, as the baseline's modules are (pbrlang
-# imports each part when first used; a contract kept checked needs no parser or checker).
-from pbrlang import cache, contract, data as _, evaluator
+# What loading and evaluating need, imported before the clock starts, as the baseline's modules
+# are (pbrlang imports each part when first used; a contract kept checked needs no parser or checker).
+from pbrlang import cache, contract, data as _, evaluator, parallel
 data, out = sys.argv[1], sys.argv[2]
 t0 = time.perf_counter()
 contract = pbrlang.load(sys.argv[3])
@@ -201,8 +201,9 @@ def main() -> None:
                 t, m, _, _ = timed([sys.executable, str(HERE / "baseline_wp.py"), str(data), "--as-of", AS_OF,
                                     "--output", str(out_b)], folder)
                 e2e_b.append(t), mem_b.append(m)
+                # From the folder `pbr` runs from: the same package, with the compiled files its install wrote.
                 phases_p.append(json.loads(timed([sys.executable, "-c", PHASES, str(data), str(out_p) + ".2",
-                                                  str(CONTRACT), AS_OF])[2]))
+                                                  str(CONTRACT), AS_OF], folder)[2]))
                 err = timed([sys.executable, str(HERE / "baseline_wp.py"), str(data), "--as-of", AS_OF,
                              "--output", str(out_b) + ".2", "--timing"])[3]
                 phases_b.append(json.loads(err.strip().splitlines()[-1]))
