@@ -18,8 +18,9 @@ subject, no ceilings, no `paid`), each process finishes its own subjects.
 
 Because every subject of one chunk or range sorts before every subject of the
 next, either way gives exactly the single-process order, byte for byte.
-Otherwise each process returns its subjects' claims and the parent takes them
-through the caps and ceilings in one ordered pass.
+Otherwise the chunks are shared out the same way, each process returns its
+subjects' claims, and the parent takes them through the caps and ceilings in one
+ordered pass. All of these fork their helpers directly (`_Helpers`): no pool.
 """
 
 from __future__ import annotations
@@ -55,10 +56,6 @@ CAN_FORK = hasattr(os, "fork")
 if CAN_FORK:
     import fcntl  # where there is fork, there is fcntl
 
-_RUN: Evaluation | None = None  # inherited by forked workers
-_RANGES: list[list[tuple]] = []  # likewise: a worker is sent a range's number, never its rows
-
-
 def workers_for(run: Evaluation, requested: int | None) -> int:
     """How many processes to use. By default more than one only when they can finish their own
     subjects' payments (caps all per subject, no ceilings, no `paid`) and the data is large:
@@ -85,12 +82,22 @@ def _ranges(run: Evaluation, parts: int) -> list[list[tuple]]:
     return [ordered[i: i + size] for i in range(0, len(ordered), size)] or [[]]
 
 
-def _pool(processes: int):
-    """A pool of `processes` forked workers. multiprocessing is imported here, not with this
-    module: a run small enough for one process never needs it (10-15 ms of every start)."""
-    import multiprocessing
+def _chunks(run: Evaluation) -> list[list[tuple]]:
+    """The subjects in id order, cut into chunks to share out as each process is ready: at most
+    SHARE subjects each, and fewer for fewer subjects, so that there are about 16 at the least."""
+    ordered = sorted(run.subject_rows, key=operator.itemgetter(run.key_index))
+    size = min(SHARE, max(SHARE // 5, len(ordered) // 16))
+    return [ordered[i: i + size] for i in range(0, len(ordered), size)] or [[]]
 
-    return multiprocessing.get_context("fork").Pool(processes)
+
+def _in_parts(workers: int, parts: int, work, folder: str) -> list:
+    """Each part's result, `work(n)` (plain values only: they cross between processes), in part
+    order, worked out by this process and `workers - 1` forked helpers (`_Helpers`), this process
+    taking the first part itself."""
+    with _Helpers(workers - 1, parts, work, folder, first_is_mine=True) as helpers:
+        results = {n: work(n) for n in helpers.own_chunks()}
+        results.update(helpers.results())
+    return [results[n] for n in range(parts)]
 
 
 def _errors_of(errors: list[EvaluationError], contract: Source | None) -> list[tuple]:
@@ -114,26 +121,21 @@ def _raise_errors(parts_errors, contract: Source | None) -> None:
         raise EvaluationErrors(errors)
 
 
-def _first_pass(number: int):
-    results, errors = _RUN.first_pass(_RANGES[number])
-    crossed = _errors_of(errors, _RUN.program.source)
-    return [(r.subject, r.eligible, r.days, r.excluded, r.claims) for r in results], crossed
-
-
 def first_pass(run: Evaluation, workers: int) -> list[SubjectResult]:
-    """The first pass over every subject, split between `workers` processes."""
-    global _RUN, _RANGES
+    """The first pass over every subject, its chunks shared out between `workers` processes."""
     if workers <= 1:
         results, errors = run.first_pass()
         if errors:
             raise EvaluationErrors(errors)
         return results
-    _RUN, _RANGES = run, _ranges(run, workers)
-    try:
-        with _pool(workers) as pool:
-            parts = pool.map(_first_pass, range(len(_RANGES)))
-    finally:
-        _RUN, _RANGES = None, []
+    chunks = _chunks(run)
+
+    def first_pass_of(number: int) -> tuple:
+        results, errors = run.first_pass(chunks[number])
+        return [tuple(r) for r in results], _errors_of(errors, run.program.source)
+
+    with tempfile.TemporaryDirectory(prefix="pbr-") as folder:
+        parts = _in_parts(workers, len(chunks), first_pass_of, folder)
     _raise_errors((errs for _, errs in parts), run.program.source)
     return [SubjectResult(*r) for results, _ in parts for r in results]
 
@@ -156,10 +158,7 @@ def statement(run: Evaluation, workers: int) -> Statement:
         if part.errors:
             raise EvaluationErrors(part.errors)
         return run.assemble(in_payment_order(part.by_day), part.totals(), part.evaluated, part.eligible)
-    ordered = sorted(run.subject_rows, key=operator.itemgetter(run.key_index))
-    size = min(SHARE, max(SHARE // 5, len(ordered) // 16))
-    chunks = [ordered[i: i + size] for i in range(0, len(ordered), size)]
-    del ordered
+    chunks = _chunks(run)
 
     def finish_chunk(number: int) -> tuple:
         part = run.payments()
@@ -206,15 +205,16 @@ class _Helpers:
     _CLAIMS = struct.Struct("<qq")  # the next chunk from the front, the next from the back
     _REPORT = struct.Struct("<q")
 
-    def __init__(self, count: int, chunks: int, work, folder: str):
+    def __init__(self, count: int, chunks: int, work, folder: str, first_is_mine: bool = False):
         self.chunks = chunks
         self.folder = folder
         self.mine = 0
+        self.first_is_mine = first_is_mine  # chunk 0 is this process's, whoever is quicker
         self.got: dict[int, object] = {}
         self.pids: list[int] = []
         self.pending = b""
         self.claims = os.open(os.path.join(folder, "claims"), os.O_RDWR | os.O_CREAT, 0o600)
-        os.pwrite(self.claims, self._CLAIMS.pack(0, chunks - 1), 0)
+        os.pwrite(self.claims, self._CLAIMS.pack(1 if first_is_mine else 0, chunks - 1), 0)
         self.reports, write = os.pipe()
         try:
             for _ in range(count):
@@ -269,6 +269,9 @@ class _Helpers:
 
     def own_chunks(self):
         """The chunks this process takes, from the front, reading the helpers' results between them."""
+        if self.first_is_mine:
+            self.mine += 1
+            yield 0
         while True:
             self._read(wait=False)
             number = self._claim(from_back=False)
@@ -346,14 +349,10 @@ class _Message(Exception):
         return self.args[0]
 
 
-def _format_part(job: tuple) -> tuple:
-    number, folder = job
-    return _format(_RUN, _RANGES[number], number, folder)
-
-
 def _format(run: Evaluation, rows: list[tuple], number: int, folder: str) -> tuple:
     """Evaluate subjects (in id order) a chunk at a time, and write their payments' JSON lines to
-    this part's file, each chunk's grouped by day; where each day's lines are, and the totals."""
+    this part's file, each chunk's grouped by day; where each day's lines are, and the totals
+    (their `__dict__`)."""
     formatter = LineFormatter(tuple(o.name for o in run.program.outcomes), run.program.funders, False)
     totals = run.new_totals()
     path = os.path.join(folder, f"part-{number}.json")
@@ -374,27 +373,19 @@ def _format(run: Evaluation, rows: list[tuple], number: int, folder: str) -> tup
                 out.write(data)
                 segments.append((day, chunk_number, offset, len(data)))
                 offset += len(data)
-    return path, segments, totals, len(rows), eligible, errors
+    return path, segments, totals.__dict__, len(rows), eligible, errors  # plain values: see _in_parts
 
 
 def write_json(run: Evaluation, out: TextIO, workers: int) -> None:
-    """Evaluate and write the JSON statement, formatting payments in `workers` processes.
+    """Evaluate and write the JSON statement, formatting payments in `workers` processes, one
+    range of subjects each.
 
     Only for contracts whose payments finish subject by subject (`finishes_in_parts`)."""
-    global _RUN, _RANGES
     assert finishes_in_parts(run)
+    ranges = _ranges(run, workers)
     with tempfile.TemporaryDirectory(prefix="pbr-") as folder:
-        _RUN, _RANGES = run, _ranges(run, workers)
-        try:
-            jobs = [(i, folder) for i in range(len(_RANGES))]
-            # This process takes the first range itself: one process fewer holding a copy of the tables.
-            with _pool(len(jobs) - 1) as pool:
-                pending = pool.map_async(_format_part, jobs[1:])
-                first = _format_part(jobs[0])
-                parts = [first] + pending.get()
-            _merge(run, parts, out)
-        finally:
-            _RUN, _RANGES = None, []
+        parts = _in_parts(workers, len(ranges), lambda number: _format(run, ranges[number], number, folder), folder)
+        _merge(run, parts, out)
 
 
 def id_fields(compiled) -> dict[str, int] | None:
@@ -457,9 +448,6 @@ def _boundaries(text: str, key: str, parts: int) -> list[str] | None:
     return cuts
 
 
-_SPLIT: tuple = ()  # (compiled, files, as_of, parts, folder): inherited by forked workers
-
-
 def write_json_split(compiled, sources, as_of, opener, workers: int | None = None) -> list[str] | None:
     """The JSON statement straight from CSV files, each process loading, checking and evaluating
     only its own range of subjects (and their rows), so that reading the data is shared too.
@@ -470,7 +458,6 @@ def write_json_split(compiled, sources, as_of, opener, workers: int | None = Non
     warnings; None, having written nothing, when this does not apply (a contract or data of
     another shape, one process, fewer than PARALLEL_FROM subjects) or some part's data is
     wrong, so that loading it whole reports the problems as usual."""
-    global _SPLIT
     if not CAN_FORK or workers == 1:
         return None
     fields = id_fields(compiled)
@@ -499,35 +486,28 @@ def write_json_split(compiled, sources, as_of, opener, workers: int | None = Non
     parts = [Part(bounds[i], bounds[i + 1], fields) for i in range(workers)]
     with decimal.localcontext(exact_context()), no_cycle_collection(), \
             tempfile.TemporaryDirectory(prefix="pbr-") as folder:
-        _SPLIT = (compiled, files, as_of, parts, folder)
-        try:
-            with _pool(workers - 1) as pool:
-                pending = pool.map_async(_load_and_format, range(1, workers))
-                first = _load_and_format(0, keep_run=True)
-                others = pending.get()
-                if first is None or any(part is None for part in others):
-                    return None  # some data is wrong: loaded whole, it is reported as usual
-            run, warnings, formatted = first
-            with opener() as out:
-                _merge(run, [formatted] + [part[2] for part in others], out)
-        finally:
-            _SPLIT = ()
-    return warnings
+        first_run = []  # this process's own evaluation (of the first range), for the statement's head
 
+        def load_and_format(number: int):
+            """Load, check and evaluate one range of subjects and write its part of the statement;
+            its warnings and where its lines are, or None when its data is wrong."""
+            try:
+                dataset = load(compiled.program, files, part=parts[number])
+                check_rows(compiled, dataset, as_of.toordinal())
+                run = Evaluation(compiled, dataset, as_of)
+            except (DataError, EvaluationError):
+                return None
+            if number == 0:
+                first_run.append(run)
+            rows = sorted(run.subject_rows, key=operator.itemgetter(run.key_index))
+            return list(dataset.warnings), _format(run, rows, number, folder)
 
-def _load_and_format(number: int, keep_run: bool = False):
-    """Load, check and evaluate one range of subjects and write its part of the statement;
-    None when its data is wrong."""
-    compiled, files, as_of, parts, folder = _SPLIT
-    try:
-        dataset = load(compiled.program, files, part=parts[number])
-        check_rows(compiled, dataset, as_of.toordinal())
-        run = Evaluation(compiled, dataset, as_of)
-    except (DataError, EvaluationError):
-        return None
-    rows = sorted(run.subject_rows, key=operator.itemgetter(run.key_index))
-    formatted = _format(run, rows, number, folder)
-    return (run if keep_run else None), list(dataset.warnings), formatted
+        loaded = _in_parts(workers, workers, load_and_format, folder)
+        if any(part is None for part in loaded):
+            return None  # some data is wrong: loaded whole, it is reported as usual
+        with opener() as out:
+            _merge(first_run[0], [formatted for _, formatted in loaded], out)
+    return loaded[0][0]
 
 
 def _merge(run: Evaluation, parts: list[tuple], out: TextIO) -> None:
@@ -536,7 +516,7 @@ def _merge(run: Evaluation, parts: list[tuple], out: TextIO) -> None:
     _raise_errors((part[5] for part in parts), program.source)
     totals = run.new_totals()
     for part in parts:
-        totals.merge(part[2])
+        totals.merge(Totals.from_dict(part[2]))
     head = Statement(
         contract=program.name,
         as_of=run.as_of_date,

@@ -82,12 +82,15 @@ def test_a_large_load_leaves_the_cycle_collector_on_with_its_objects_out_of_sigh
 
 
 @pytest.mark.parametrize("share", [150, 7, 20_000])
-def test_rows_sent_back_a_chunk_at_a_time_join_in_the_single_process_order(tmp_path, monkeypatch, share):
+@pytest.mark.parametrize("scheme", ["work-programme", "recovery-partnership", "innovation-fund"])
+def test_rows_sent_back_a_chunk_at_a_time_join_in_the_single_process_order(tmp_path, monkeypatch, share, scheme):
+    """The Work Programme's payments finish in each process (rows sent back); the other two
+    contracts' do not (each subject's claims sent back, taken through the caps here)."""
     from pbrlang import parallel
 
-    folder = gen.generate("work-programme", tmp_path, 2000, seed=17)
-    as_of = gen.default_as_of("work-programme")
-    contract = pbrlang.load(example("work-programme"))
+    folder = gen.generate(scheme, tmp_path, 2000, seed=17)
+    as_of = gen.default_as_of(scheme)
+    contract = pbrlang.load(example(scheme))
     dataset = contract.load_data([folder])
     one = contract.evaluate(dataset, as_of, workers=1)
     # Chunks of several sizes (one chunk, taken by this process alone; many, shared).
@@ -155,6 +158,50 @@ def test_a_process_that_fails_or_dies_fails_the_run_and_says_so(tmp_path, monkey
     assert "a process evaluating part of the subjects stopped before it had finished" in str(err.value)
     assert said in str(err.value)
     assert not os.listdir(scratch)  # nothing left behind: no files, and no process still running
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)
+
+
+@pytest.mark.parametrize("scheme,path", [("work-programme", "json"), ("innovation-fund", "claims")])
+def test_a_process_that_dies_while_writing_its_part_or_finding_claims_fails_the_run(tmp_path, monkeypatch,
+                                                                                   scheme, path):
+    import signal
+
+    from pbrlang import evaluator, parallel
+
+    parent = os.getpid()
+    if path == "json":
+        real = parallel._format
+
+        def dying(*args):
+            if os.getpid() != parent:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return real(*args)
+
+        monkeypatch.setattr(parallel, "_format", dying)
+    else:
+        real = evaluator.Evaluation.first_pass
+
+        def dying(self, rows=None):
+            if os.getpid() != parent:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return real(self, rows)
+
+        monkeypatch.setattr(evaluator.Evaluation, "first_pass", dying)
+        monkeypatch.setattr(parallel, "SHARE", 10)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    folder = gen.generate(scheme, tmp_path, 1000, seed=3)
+    contract = pbrlang.load(example(scheme))
+    dataset = contract.load_data([folder])
+    with pytest.raises(pbrlang.EvaluationError) as err:
+        if path == "json":
+            contract.write_json(dataset, gen.default_as_of(scheme), io.StringIO(), workers=2)
+        else:
+            contract.evaluate(dataset, gen.default_as_of(scheme), workers=2)
+    assert "a process evaluating part of the subjects stopped before it had finished (signal 9)" in str(err.value)
+    assert not os.listdir(scratch)
     with pytest.raises(ChildProcessError):
         os.waitpid(-1, os.WNOHANG)
 
