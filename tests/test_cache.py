@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import zlib
@@ -49,6 +50,21 @@ def test_a_kept_contract_gives_the_statement_a_checked_one_gives(scheme, cache_h
     fresh = pbrlang.loads(example(scheme).read_text(), str(example(scheme)))
     day = json.loads((sample(scheme) / "expected.json").read_text())["as_of"]
     assert again.evaluate([sample(scheme)], day).to_json() == fresh.evaluate([sample(scheme)], day).to_json()
+
+
+def test_a_kept_contract_s_warnings_are_shown_again(tmp_path):
+    """`pbr check` of a contract read back from the cache warns as the first check did."""
+    env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "cache"))
+    path = "tests/contracts/warnings/likely_mistakes.pbr"
+    code = ("import sys; from pbrlang import cli; code = cli.run(['check', %r]); "
+            "print('checked' if 'pbrlang.checker' in sys.modules else 'read back'); sys.exit(code)" % path)
+    runs = [subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                           timeout=120) for _ in range(2)]
+    assert [r.returncode for r in runs] == [0, 0]
+    first, second = (r.stdout.splitlines() for r in runs)
+    assert (first[-1], second[-1]) == ("checked", "read back")
+    assert runs[1].stderr == runs[0].stderr and first[:-1] == second[:-1]
+    assert sorted(set(re.findall(r"W00\d", runs[1].stderr))) == ["W001", "W002", "W003", "W004", "W005"]
 
 
 def test_a_changed_contract_is_checked_again_and_its_errors_are_reported(tmp_path, cache_home, checks):
