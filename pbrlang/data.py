@@ -579,9 +579,15 @@ class no_cycle_collection:
     out, when that was a great many objects, they are moved out of the
     collector's sight (gc.freeze): left in its youngest generation, they would
     all be walked by the very next collection, and again as they age (0.6 s at
-    100k participants). Small runs are left to the collector as usual."""
+    100k participants). Fewer, but still many, are moved straight to the oldest
+    generation (frozen and at once unfrozen), so that they wait for its next
+    collection instead of being walked by the next young one (4-6 ms after a
+    10,000-participant evaluation); nothing is left frozen, and this is done
+    only when nothing else is (a program that froze its own objects keeps them
+    so). Small runs are left to the collector as usual."""
 
     FREEZE_FROM = 200_000  # objects made while paused
+    PROMOTE_FROM = 20_000
 
     def __enter__(self):
         self.was_enabled = gc.isenabled()
@@ -590,8 +596,12 @@ class no_cycle_collection:
 
     def __exit__(self, *exc):
         if self.was_enabled:
-            if gc.get_count()[0] - self.count >= self.FREEZE_FROM:
+            made = gc.get_count()[0] - self.count
+            if made >= self.FREEZE_FROM:
                 gc.freeze()
+            elif made >= self.PROMOTE_FROM and gc.get_freeze_count() == 0:
+                gc.freeze()
+                gc.unfreeze()
             gc.enable()
 
 

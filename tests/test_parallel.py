@@ -81,6 +81,34 @@ def test_a_large_load_leaves_the_cycle_collector_on_with_its_objects_out_of_sigh
     assert gc.isenabled() and gc.get_freeze_count() == 0 and small
 
 
+def test_many_new_objects_go_straight_to_the_oldest_generation_and_none_stays_frozen():
+    """Fewer than FREEZE_FROM, but many: not walked by the next young collection, not frozen."""
+    import gc
+
+    from pbrlang.data import no_cycle_collection
+
+    gc.enable()
+    gc.collect()
+    assert gc.get_freeze_count() == 0
+    with no_cycle_collection():
+        rows = [(i, str(i)) for i in range(no_cycle_collection.PROMOTE_FROM + 1000)]
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+    assert gc.get_count()[0] < 100  # nothing young left to walk
+    oldest = {id(o) for o in gc.get_objects(generation=2)}
+    assert id(rows) in oldest and id(rows[-1]) in oldest
+    # A program that froze its own objects keeps them frozen: its young objects are left as usual.
+    mine = [[i] for i in range(10)]
+    gc.freeze()
+    frozen = gc.get_freeze_count()
+    try:
+        with no_cycle_collection():
+            more = [(i, str(i)) for i in range(no_cycle_collection.PROMOTE_FROM + 1000)]
+        assert gc.get_freeze_count() == frozen
+        assert id(more) not in {id(o) for o in gc.get_objects(generation=2)} and mine
+    finally:
+        gc.unfreeze()
+
+
 @pytest.mark.parametrize("share", [150, 7, 20_000])
 @pytest.mark.parametrize("scheme", ["work-programme", "recovery-partnership", "innovation-fund"])
 def test_rows_sent_back_a_chunk_at_a_time_join_in_the_single_process_order(tmp_path, monkeypatch, share, scheme):
