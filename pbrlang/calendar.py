@@ -49,18 +49,21 @@ def financial_year_label(day: int) -> str:
 
 
 def _join(intervals: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """Sort and join intervals that overlap or touch (next start <= previous end + 1)."""
-    if not intervals:
-        return []
-    intervals = sorted(intervals)
-    runs = [intervals[0]]
-    for s, e in intervals[1:]:
-        ps, pe = runs[-1]
+    """Sort and join intervals that overlap or touch (next start <= previous end + 1). The list
+    is the caller's own: it is sorted in place (and returned itself when it holds fewer than two)."""
+    if len(intervals) < 2:
+        return intervals
+    intervals.sort()
+    runs = []
+    ps, pe = intervals[0]
+    for s, e in intervals:
         if s <= pe + 1:
             if e > pe:
-                runs[-1] = (ps, e)
+                pe = e
         else:
-            runs.append((s, e))
+            runs.append((ps, pe))
+            ps, pe = s, e
+    runs.append((ps, pe))
     return runs
 
 
@@ -88,21 +91,7 @@ class Spells:
         # Made without running __init__: a subject's spells are made once per subject.
         spells = _new(cls)
         spells.skip = None
-        if len(intervals) < 2:
-            spells.runs = intervals
-            return spells
-        intervals.sort()
-        runs = []
-        ps, pe = intervals[0]
-        for s, e in intervals:
-            if s <= pe + 1:
-                if e > pe:
-                    pe = e
-            else:
-                runs.append((ps, pe))
-                ps, pe = s, e
-        runs.append((ps, pe))
-        spells.runs = runs
+        spells.runs = intervals if len(intervals) < 2 else _join(intervals)  # most subjects: no call
         return spells
 
     def counted_from(self, day: int) -> "Spells":

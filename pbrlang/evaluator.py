@@ -701,7 +701,7 @@ class FinishedPayments:
         # The lean path puts the rows under their day and sums them itself, and says only
         # whether the subject was eligible.
         self.sums = None
-        if run.simple and run.one_cap is not None and run.compiled.lean is not None:
+        if run.simple and run.compiled.lean is not None:  # compiled for one cap and one funder (lean_cap)
             self.sums = LeanSums(len(run.program.outcomes), self.by_day)
             self.subject = run._lean_subject(self.sums)
         else:
