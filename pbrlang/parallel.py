@@ -75,19 +75,21 @@ def finishes_in_parts(run: Evaluation) -> bool:
     return run.decomposable and run.program.cohorts is None
 
 
+def _pieces(run: Evaluation, size: int) -> list[list[tuple]]:
+    """The subjects in id order, cut into pieces of `size` (at least one piece, if empty)."""
+    ordered = sorted(run.subject_rows, key=operator.itemgetter(run.key_index))
+    return [ordered[i: i + size] for i in range(0, len(ordered), max(size, 1))] or [[]]
+
+
 def _ranges(run: Evaluation, parts: int) -> list[list[tuple]]:
     """Contiguous ranges of the subjects in id order, of equal size."""
-    ordered = sorted(run.subject_rows, key=operator.itemgetter(run.key_index))
-    size = -(-len(ordered) // parts)
-    return [ordered[i: i + size] for i in range(0, len(ordered), size)] or [[]]
+    return _pieces(run, -(-len(run.subject_rows) // parts))
 
 
 def _chunks(run: Evaluation) -> list[list[tuple]]:
     """The subjects in id order, cut into chunks to share out as each process is ready: at most
     SHARE subjects each, and fewer for fewer subjects, so that there are about 16 at the least."""
-    ordered = sorted(run.subject_rows, key=operator.itemgetter(run.key_index))
-    size = min(SHARE, max(SHARE // 5, len(ordered) // 16))
-    return [ordered[i: i + size] for i in range(0, len(ordered), size)] or [[]]
+    return _pieces(run, min(SHARE, max(SHARE // 5, len(run.subject_rows) // 16)))
 
 
 def _in_parts(workers: int, parts: int, work, folder: str) -> list:

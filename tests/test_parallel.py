@@ -36,6 +36,23 @@ def test_two_processes_give_the_same_bytes_as_one(scheme, n, tmp_path):
     assert path.read_bytes() == one.encode("utf-8")
 
 
+@pytest.mark.parametrize("scheme", ["work-programme", "innovation-fund"])
+def test_no_subjects_at_all_give_the_same_empty_statement_from_any_number_of_processes(scheme, tmp_path):
+    folder = gen.generate(scheme, tmp_path, 30, seed=2)
+    contract = pbrlang.load(example(scheme))
+    dataset = contract.load_data([folder])
+    for table in dataset.tables.values():  # every table empty: headers and no rows
+        table.rows.clear()
+    as_of = gen.default_as_of(scheme)
+    one = contract.evaluate(dataset, as_of, workers=1).to_json()
+    assert '"payments": []' in one
+    for n in (2, 3):
+        assert contract.evaluate(dataset, as_of, workers=n).to_json() == one
+        streamed = io.StringIO()
+        contract.write_json(dataset, as_of, streamed, workers=n)
+        assert streamed.getvalue() == one
+
+
 def test_each_process_copies_its_part_into_place_and_appending_or_refusing_kernels_still_give_the_bytes(
         tmp_path, monkeypatch):
     folder = gen.generate("work-programme", tmp_path, 2500, seed=11)
