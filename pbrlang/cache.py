@@ -84,16 +84,16 @@ def _code() -> tuple | None:
     (imported from a zip file)."""
     import importlib.util
 
-    files = [os.path.join(_PACKAGE, entry) for entry in sorted(os.listdir(_PACKAGE)) if entry.endswith(".py")]
-    files.append(grammar_file())
-    for package in ("lark", "attr"):
-        spec = importlib.util.find_spec(package)
-        files.append(spec.origin if spec is not None else None)
-    if None in files:
-        return None
     try:
+        files = [os.path.join(_PACKAGE, entry) for entry in sorted(os.listdir(_PACKAGE)) if entry.endswith(".py")]
+        files.append(grammar_file())
+        for package in ("lark", "attr"):
+            spec = importlib.util.find_spec(package)
+            files.append(spec.origin if spec is not None else None)
+        if None in files:
+            return None
         stats = tuple((f, s.st_size, s.st_mtime_ns) for f in files for s in (os.stat(f),))
-    except OSError:
+    except OSError:  # the package's folder cannot be read: no cache, rather than a failed run
         return None
     return sys.version, sys.implementation.cache_tag, stats
 
