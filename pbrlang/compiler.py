@@ -1081,36 +1081,40 @@ class Compiler:
             body.w(f"if not {ok}:")
             body.w("    return False")
         self._write_steps(order, lets, program)
-        body.w("made = []")
+        # Each outcome's pence (None: no payment) and, for a recurring one, its days, summed into
+        # `claimed` first; the rows are made once the room is known. Most subjects are not cut:
+        # their rows go straight under their days, with no list of them made and walked again.
+        made = []  # per outcome: (pence local, its day or its days local, recurring)
         body.w("claimed = 0")
         for o in program.outcomes:
             i = o.index
+            pence, days = body.tmp("p"), None
+            body.w(f"{pence} = None")
             day = self._read_slot(self.outcome_slots[o.name])
             body.w(f"if {day} is not None and {day} <= asof:")
             body.indent += 1
             raw = self.emit(o.pays, {})
             body.w(f"if {raw} is not None:")  # a tariff of `none`: no payment exists
             body.indent += 1
-            body.w(f"pence = pence_get({raw})")
-            body.w("if pence is None:")  # a value not met before (or negative: refused there)
-            body.w(f"    pence = tariff({i}, fr, key)")
+            body.w(f"{pence} = pence_get({raw})")
+            body.w(f"if {pence} is None:")  # a value not met before (or negative: refused there)
+            body.w(f"    {pence} = tariff({i}, fr, key)")
             if o.recurring is None:
-                body.w(f"made.append(({day}, key, {i}, 0, pence))")
-                body.w("claimed += pence")
-                body.w(f"by_outcome[{i}] += pence")
+                body.w(f"claimed += {pence}")
+                body.w(f"by_outcome[{i}] += {pence}")
             else:
                 # Its days up to the as-of day, as the steps left them (or, by months, worked out).
-                body.w(f"days = fr[{self.recurring_days_slots[o.name]}]")
-                body.w("if days is None:")
-                body.w(f"    days = recurrences(fr, recurring[{i}])")
-                body.w("k = 0")
-                body.w("for d in days:")
-                body.w("    k += 1")
-                body.w(f"    made.append((d, key, {i}, k, pence))")
-                body.w("claimed += pence * k")
-                body.w(f"by_outcome[{i}] += pence * k")
+                days = body.tmp("d")
+                body.w(f"{days} = fr[{self.recurring_days_slots[o.name]}]")
+                body.w(f"if {days} is None:")
+                body.w(f"    {days} = recurrences(fr, recurring[{i}])")
+                body.w(f"claimed += {pence} * len({days})")
+                body.w(f"by_outcome[{i}] += {pence} * len({days})")
             body.indent -= 2
-        body.w("if not made:")
+            made.append((i, pence, days if days is not None else day, days is not None))
+        none = [f"{pence} is None" if not recurring else f"({pence} is None or not {days})"
+                for _, pence, days, recurring in made]
+        body.w(f"if {' and '.join(none)}:")
         body.w("    return True")
         if cap.per_subject_limit:
             limit = self.emit(cap.limit, {})
@@ -1119,17 +1123,50 @@ class Compiler:
             body.w("    room = limit_of(fr)")
         else:
             body.w("room = fixed")
+        body.w("sums.paid += 1")
         # Made in contract order, each outcome's days rising: under any one day they are in
         # payment order already; only a cut needs them all in payment order.
         body.w("if claimed > room:")
-        body.w("    cut(made, room)")
-        body.w("sums.paid += 1")
+        body.indent += 1
+        body.w("made = []")
+        for i, pence, when, recurring in made:
+            body.w(f"if {pence} is not None:")
+            if recurring:
+                body.w("    k = 0")
+                body.w(f"    for d in {when}:")
+                body.w("        k += 1")
+                body.w(f"        made.append((d, key, {i}, k, {pence}))")
+            else:
+                body.w(f"    made.append(({when}, key, {i}, 0, {pence}))")
+        body.w("cut(made, room)")
         body.w("for row in made:")
         body.w("    same_day = day_get(row[0])")
         body.w("    if same_day is None:")
         body.w("        by_day[row[0]] = [row]")
         body.w("    else:")
         body.w("        same_day.append(row)")
+        body.w("return True")
+        body.indent -= 1
+        for i, pence, when, recurring in made:
+            body.w(f"if {pence} is not None:")
+            body.indent += 1
+            if recurring:
+                body.w("k = 0")
+                body.w(f"for d in {when}:")
+                body.w("    k += 1")
+                body.w("    same_day = day_get(d)")
+                body.w("    if same_day is None:")
+                body.w(f"        by_day[d] = [(d, key, {i}, k, {pence})]")
+                body.w("    else:")
+                body.w(f"        same_day.append((d, key, {i}, k, {pence}))")
+            else:
+                body.w(f"row = ({when}, key, {i}, 0, {pence})")
+                body.w(f"same_day = day_get({when})")
+                body.w("if same_day is None:")
+                body.w(f"    by_day[{when}] = [row]")
+                body.w("else:")
+                body.w("    same_day.append(row)")
+            body.indent -= 1
         body.w("return True")
         self.body = None
         return _Pending(body.name)
