@@ -22,6 +22,7 @@ with none is false.
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any, Callable
@@ -120,12 +121,25 @@ def _first_two(x):
     return x[0], x[1]
 
 
+def _framed(template: list, subject: tuple, steps: int, slots: tuple) -> list:
+    """A subject's frame, made only when the lean path needs one (see _Body.frame_needed): the
+    template with the subject, the steps counted and the slots its steps worked out."""
+    fr = template[:]
+    fr[SUBJECT] = subject
+    fr[STEPS] = steps
+    for slot, value in slots:
+        fr[slot] = value
+    return fr
+
+
 _RUNTIME = {
-    "Spells": Spells, "EMPTY": EMPTY, "_frac": _frac, "_divide": _divide,
+    "Spells": Spells, "_framed": _framed, "EMPTY": EMPTY, "_frac": _frac, "_divide": _divide,
     "_add_months": _add_months, "add_months": add_months, "_outside_calendar": _outside_calendar,
     "_too_many_steps": _too_many_steps, "_within": _within, "_row_key": _row_key,
     "_first_two": _first_two, "_MISSING": _MISSING, "FIRST_DAY": FIRST_DAY, "LAST_DAY": LAST_DAY,
 }
+
+_FRAME = re.compile(r"\bfr\b")  # the frame's name in generated code (which holds no texts)
 
 _COMPARE = {"=": "==", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 
@@ -145,6 +159,16 @@ class CompiledOutcome:
     days_slot: int | None = None  # a recurring outcome's paying days up to the as-of day, left by `steps`
 
 
+class _FrameLine:
+    """A line of the lean path that touches the frame, and what it is without one (None: nothing):
+    which is written is settled when the whole function is known (_Body.frame_needed)."""
+
+    __slots__ = ("indent", "with_frame", "without")
+
+    def __init__(self, indent: str, with_frame: str, without: str | None):
+        self.indent, self.with_frame, self.without = indent, with_frame, without
+
+
 class _Body:
     """One generated function being written: its lines, locals and what its preamble needs."""
 
@@ -158,6 +182,37 @@ class _Body:
         self.uses: set[str] = set()  # subject, as_of, indexes
         self.rows_loop = False  # a function over many rows: `for s_ in rows`, not one row from the frame
         self.lean = False  # the lean path's subject (see Compiler._lean)
+        # The lean path keeps its steps' values in locals and needs no frame unless something
+        # reads one (see `source`): then it makes one per subject, as every other function has.
+        # Without one, its fallbacks (a tariff or limit not met before) make one when they run
+        # (`_framed`).
+        self.frame_needed = False
+        self.stored: dict[int, str] = {}  # frame slot -> the local stored there, at the top level
+
+    def w_frame(self, with_frame: str, without: str | None) -> None:
+        """A line touching the frame; in the lean path, `without` is written instead when it
+        needs no frame (None: no line)."""
+        if self.lean:
+            self.lines.append(_FrameLine("    " * self.indent, with_frame, without))
+        else:
+            self.w(with_frame)
+
+    def framed(self) -> str:
+        """An expression for the subject's frame, in the lean path's fallbacks, as it would be
+        with the frame kept: the frame itself, or one made from the locals stored so far."""
+        slots = "".join(f"({slot}, {value}), " for slot, value in sorted(self.stored.items()))
+        return f"_framed(template, s_, steps_, ({slots}))"
+
+    def _rendered(self) -> list[str]:
+        lines = []
+        for line in self.lines:
+            if type(line) is str:
+                lines.append(line)
+            else:
+                text = line.with_frame if self.frame_needed else line.without
+                if text is not None:
+                    lines.append(line.indent + text)
+        return lines
 
     def tmp(self, prefix: str = "v") -> str:
         self.count += 1
@@ -172,7 +227,13 @@ class _Body:
                     "fixed, cut, recurring, recurrences):",
                     "    asof = template[1]", "    ix = template[2]", "    day_get = by_day.get",
                     "    def subject(s_):"]
-            return "\n".join(head + self.lines + ["    return subject"]) + "\n"
+            # Without a frame, unless a line left reads it (a function of the frame it calls, a
+            # value another function left there, what has been paid).
+            lines = self._rendered()
+            if any(_FRAME.search(line) for line in lines):
+                self.frame_needed = True
+                lines = self._rendered()
+            return "\n".join(head + lines + ["    return subject"]) + "\n"
         if self.rows_loop:
             head = [f"def {self.name}(fr, rows):"]
         else:
@@ -183,7 +244,7 @@ class _Body:
             head.append("    asof = fr[1]")
         if "indexes" in self.uses:
             head.append("    ix = fr[2]")
-        return "\n".join(head + self.lines) + "\n"
+        return "\n".join(head + self._rendered()) + "\n"
 
 
 class Compiler:
@@ -355,6 +416,14 @@ class Compiler:
         v = self.body.tmp()
         self.body.w(f"{v} = fr[3].get({self.const(e.outcome)}, {self.const(Decimal(0))})")
         return v
+
+    def _store(self, slot: int, value: str) -> None:
+        """Leave a step's value (a local) in its frame slot, for what reads it from there."""
+        body = self.body
+        body.w_frame(f"fr[{slot}] = {value}", None)
+        body.locals[slot] = value
+        if body.indent == (2 if body.lean else 1):
+            body.stored[slot] = value
 
     def _read_slot(self, s: int) -> str:
         local = self.body.locals.get(s)
@@ -666,11 +735,11 @@ class Compiler:
         body = self.body
         records = self.emit(b.source, scope)
         steps = body.tmp()
-        body.w(f"{steps} = fr[5] + len({records})")
+        body.w_frame(f"{steps} = fr[5] + len({records})", f"{steps} = steps_ + len({records})")
         limit = int(MAX_EVALUATION_STEPS)  # read now, so a test can lower it before compiling
         body.w(f"if {steps} > {limit}:")
         body.w(f"    _too_many_steps({limit})")
-        body.w(f"fr[5] = {steps}")
+        body.w_frame(f"fr[5] = {steps}", f"steps_ = {steps}")
         if self.trace and b.where is None:
             table = b.source.type.name if b.source.type is not None else "?"
             body.w(f"fr[4].extend(('evidence', {self.const(table)}, x) for x in {records})")
@@ -690,7 +759,7 @@ class Compiler:
         body.loops += 1
         body.locals[s] = rec
         store = len(body.lines)
-        body.w(f"fr[{s}] = {rec}")
+        body.w_frame(f"fr[{s}] = {rec}", None)
         if b.where is not None:
             ok = self.emit(b.where, inner)
             body.w(f"if not {ok}:")
@@ -1057,8 +1126,7 @@ class Compiler:
                         body.w(f"    {value} = None")
                         if guarded:
                             body.indent -= 1
-            body.w(f"fr[{slot}] = {value}")
-            body.locals[slot] = value
+            self._store(slot, value)
 
     def _lean(self, order, lets, program, cap) -> "_Pending":
         """The lean path's subject, written out whole (see `lean_cap`): a factory that, given where
@@ -1073,8 +1141,8 @@ class Compiler:
         body.indent = 2
         self.functions.append(body)
         table = self.program.tables[program.subject.table]
-        body.w("fr = template[:]")
-        body.w("fr[0] = s_")
+        body.w_frame("fr = template[:]", "steps_ = 0")  # as the template starts every subject's count
+        body.w_frame("fr[0] = s_", None)
         body.w(f"key = s_[{int(table.field(table.key).index)}]")
         if program.eligible is not None:
             ok = self.emit(program.eligible, {})
@@ -1098,16 +1166,17 @@ class Compiler:
             body.indent += 1
             body.w(f"{pence} = pence_get({raw})")
             body.w(f"if {pence} is None:")  # a value not met before (or negative: refused there)
-            body.w(f"    {pence} = tariff({i}, fr, key)")
+            body.w_frame(f"    {pence} = tariff({i}, fr, key)", f"    {pence} = tariff({i}, {body.framed()}, key)")
             if o.recurring is None:
                 body.w(f"claimed += {pence}")
                 body.w(f"by_outcome[{i}] += {pence}")
             else:
                 # Its days up to the as-of day, as the steps left them (or, by months, worked out).
-                days = body.tmp("d")
-                body.w(f"{days} = fr[{self.recurring_days_slots[o.name]}]")
+                days = body.tmp("w")
+                body.w(f"{days} = {self._read_slot(self.recurring_days_slots[o.name])}")
                 body.w(f"if {days} is None:")
-                body.w(f"    {days} = recurrences(fr, recurring[{i}])")
+                body.w_frame(f"    {days} = recurrences(fr, recurring[{i}])",
+                             f"    {days} = recurrences({body.framed()}, recurring[{i}])")
                 body.w(f"claimed += {pence} * len({days})")
                 body.w(f"by_outcome[{i}] += {pence} * len({days})")
             body.indent -= 2
@@ -1120,7 +1189,7 @@ class Compiler:
             limit = self.emit(cap.limit, {})
             body.w(f"room = limit_get({limit})")
             body.w("if room is None:")  # a value not met before, or `none`
-            body.w("    room = limit_of(fr)")
+            body.w_frame("    room = limit_of(fr)", f"    room = limit_of({body.framed()})")
         else:
             body.w("room = fixed")
         body.w("sums.paid += 1")
@@ -1177,6 +1246,8 @@ class Compiler:
         body = self.body
         r = o.recurring
         body.w(f"{value} = None")
+        days = body.tmp("w")  # its paying days, when worked out here (see below)
+        body.w(f"{days} = None")
         ok = body.tmp()
         body.w(f"{ok} = True")
         for c in o.conditions:
@@ -1209,9 +1280,9 @@ class Compiler:
             # Every day it pays on, up to the as-of day, while the figures are at hand: the
             # evaluator takes them from this slot instead of working them out again.
             body.uses.add("as_of")
-            body.w(f"    fr[{self.recurring_days_slots[o.name]}] = range({first}, min({run}[1], asof, "
-                   f"{anchor} + {at_most} * {every}) + 1, {every})")
+            body.w(f"    {days} = range({first}, min({run}[1], asof, {anchor} + {at_most} * {every}) + 1, {every})")
         body.indent -= 2
+        self._store(self.recurring_days_slots[o.name], days)
 
     def _rows_failing(self, rule: n.Expr) -> "_Pending":
         """A table's `valid when` rule as one function over all its rows: (frame, rows) -> the rows

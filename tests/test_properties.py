@@ -219,10 +219,16 @@ def one_cap_contracts(draw):
              "table work:", "  person_id: people", "  start: date", "  end: optional date",
              "subject person: people",
              "let working = (spells from w.start to w.end for w in work) counted from joined_on"]
+    # Definitions for each row of work, which the lean path reads through functions of the frame
+    # (so it keeps one); a dozen of them, so their functions' names run past the lean path's locals'.
+    derived = draw(st.integers(0, 12))
+    lines += [f"let long_{j} of w in work = days_between(w.start, earlier(w.end, as_of)) >= {7 * j}"
+              for j in range(derived)]
     for k in ("a", "b"):
         lines += [f"outcome got_{k}:",
                   f"  achieved on earliest e.date for e in events where e.kind = {k} and e.date >= joined_on",
                   f"  pays £{draw(st.decimals(min_value=0, max_value=1500, places=2))}"]
+    lines += [f"  when (count w in work where w.long_{j}) <= {draw(st.integers(0, 2))}" for j in range(derived)]
     lines += ["outcome kept:", f"  every {draw(st.integers(1, 6))} weeks after got_a while working continues, "
               f"at most {draw(st.integers(1, 12))} times", f"  pays £{draw(st.decimals(0, 400, places=2))}",
               f"cap limited: {cap}"]
@@ -264,8 +270,11 @@ def test_one_cap_over_every_outcome_cuts_as_the_general_path_does(generated):
     dataset = contract.load_data(tables)
     with decimal.localcontext(exact_context()):
         run = evaluator.Evaluation(contract.compiled, dataset, as_of)
-        # The compiled lean path is what the statement above came from.
+        # The compiled lean path is what the statement above came from; it makes a frame for each
+        # subject only when something it calls reads one.
         assert run.simple and run.one_cap is not None and contract.compiled.lean is not None
+        lean = contract.compiled.source[contract.compiled.source.index("def subject(s_):"):]
+        assert ("fr = template[:]" in lean) == ("long_0" in text)
         run.simple = False
         general = parallel.statement(run, 1)
         # A tracing build has no compiled lean function: its first pass makes the same statement.
