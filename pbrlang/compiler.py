@@ -133,7 +133,9 @@ def _framed(template: list, subject: tuple, steps: int, slots: tuple) -> list:
 
 
 _RUNTIME = {
-    "Spells": Spells, "_framed": _framed, "EMPTY": EMPTY, "_frac": _frac, "_divide": _divide,
+    "Spells": Spells, "EMPTY": EMPTY, "_frac": _frac, "_divide": _divide, "_framed": _framed,
+    # Spells.of bound once: a class method looked up on its class makes a new bound method each time.
+    "_spells_of": Spells.of,
     "_add_months": _add_months, "add_months": add_months, "_outside_calendar": _outside_calendar,
     "_too_many_steps": _too_many_steps, "_within": _within, "_row_key": _row_key,
     "_first_two": _first_two, "_MISSING": _MISSING, "FIRST_DAY": FIRST_DAY, "LAST_DAY": LAST_DAY,
@@ -895,9 +897,9 @@ class Compiler:
         self._close(store, s)
         v = body.tmp()
         if counted_from is None or not from_may_be_none:
-            body.w(f"{v} = Spells.of({intervals})")
+            body.w(f"{v} = _spells_of({intervals})")
         else:  # counted from none: no day counts
-            body.w(f"{v} = Spells([]) if {counted_from} is None else Spells.of({intervals})")
+            body.w(f"{v} = Spells([]) if {counted_from} is None else _spells_of({intervals})")
         return v
 
     def _e_FirstRun(self, e: n.FirstRun, scope):
