@@ -1154,7 +1154,7 @@ class Compiler:
         # Each outcome's pence (None: no payment) and, for a recurring one, its days, summed into
         # `claimed` first; the rows are made once the room is known. Most subjects are not cut:
         # their rows go straight under their days, with no list of them made and walked again.
-        made = []  # per outcome: (pence local, its day or its days local, recurring)
+        paying = []  # per outcome: (index, pence local, its day or its days local, recurring)
         body.w("claimed = 0")
         for o in program.outcomes:
             i = o.index
@@ -1182,9 +1182,9 @@ class Compiler:
                 body.w(f"claimed += {pence} * len({days})")
                 body.w(f"by_outcome[{i}] += {pence} * len({days})")
             body.indent -= 2
-            made.append((i, pence, days if days is not None else day, days is not None))
+            paying.append((i, pence, days if days is not None else day, days is not None))
         none = [f"{pence} is None" if not recurring else f"({pence} is None or not {days})"
-                for _, pence, days, recurring in made]
+                for _, pence, days, recurring in paying]
         body.w(f"if {' and '.join(none)}:")
         body.w("    return True")
         if cap.per_subject_limit:
@@ -1200,47 +1200,45 @@ class Compiler:
         body.w("if claimed > room:")
         body.indent += 1
         body.w("made = []")
-        for i, pence, when, recurring in made:
-            body.w(f"if {pence} is not None:")
-            if recurring:
-                body.w("    k = 0")
-                body.w(f"    for d in {when}:")
-                body.w("        k += 1")
-                body.w(f"        made.append((d, key, {i}, k, {pence}))")
-            else:
-                body.w(f"    made.append(({when}, key, {i}, 0, {pence}))")
+        self._lean_rows(paying, lambda day, row: body.w(f"made.append({row})"))
         body.w("cut(made, room)")
         body.w("for row in made:")
-        body.w("    same_day = day_get(row[0])")
-        body.w("    if same_day is None:")
-        body.w("        by_day[row[0]] = [row]")
-        body.w("    else:")
-        body.w("        same_day.append(row)")
+        body.indent += 1
+        self._file_under_day("row[0]", "row")
+        body.indent -= 1
         body.w("return True")
         body.indent -= 1
-        for i, pence, when, recurring in made:
+        self._lean_rows(paying, self._file_under_day)
+        body.w("return True")
+        self.body = None
+        return _Pending(body.name)
+
+    def _lean_rows(self, paying: list, put) -> None:
+        """The lean path's rows, each outcome's in turn, given to `put(day, row)` (expressions) to
+        write what is done with each: (day, subject, outcome, occurrence, pence)."""
+        body = self.body
+        for i, pence, when, recurring in paying:
             body.w(f"if {pence} is not None:")
             body.indent += 1
             if recurring:
                 body.w("k = 0")
                 body.w(f"for d in {when}:")
                 body.w("    k += 1")
-                body.w("    same_day = day_get(d)")
-                body.w("    if same_day is None:")
-                body.w(f"        by_day[d] = [(d, key, {i}, k, {pence})]")
-                body.w("    else:")
-                body.w(f"        same_day.append((d, key, {i}, k, {pence}))")
+                body.indent += 1
+                put("d", f"(d, key, {i}, k, {pence})")
+                body.indent -= 1
             else:
-                body.w(f"row = ({when}, key, {i}, 0, {pence})")
-                body.w(f"same_day = day_get({when})")
-                body.w("if same_day is None:")
-                body.w(f"    by_day[{when}] = [row]")
-                body.w("else:")
-                body.w("    same_day.append(row)")
+                put(when, f"({when}, key, {i}, 0, {pence})")
             body.indent -= 1
-        body.w("return True")
-        self.body = None
-        return _Pending(body.name)
+
+    def _file_under_day(self, day: str, row: str) -> None:
+        """Put a row under its day in the lean path's `by_day` (statement.file_under_day, written out)."""
+        body = self.body
+        body.w(f"same_day = day_get({day})")
+        body.w("if same_day is None:")
+        body.w(f"    by_day[{day}] = [{row}]")
+        body.w("else:")
+        body.w(f"    same_day.append({row})")
 
     def _first_recurrence(self, o, value: str) -> None:
         """Write the first day of a recurring outcome into `value` (what `_Recurring` works out,
