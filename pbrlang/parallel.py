@@ -205,7 +205,7 @@ class _Helpers:
     less than starting a pool."""
 
     _CLAIMS = struct.Struct("<qq")  # the next chunk from the front, the next from the back
-    _REPORT = struct.Struct("<q")
+    _NUMBER = struct.Struct("<q")  # a chunk's number: one end of the claims, or a report down the pipe
 
     def __init__(self, count: int, chunks: int, work, folder: str, first_is_mine: bool = False):
         self.chunks = chunks
@@ -243,9 +243,9 @@ class _Helpers:
             if front > back:
                 return None
             if from_back:
-                os.pwrite(self.claims, self._REPORT.pack(back - 1), 8)
+                os.pwrite(self.claims, self._NUMBER.pack(back - 1), 8)
                 return back
-            os.pwrite(self.claims, self._REPORT.pack(front + 1), 0)
+            os.pwrite(self.claims, self._NUMBER.pack(front + 1), 0)
             return front
         finally:
             fcntl.lockf(self.claims, fcntl.LOCK_UN)
@@ -258,7 +258,7 @@ class _Helpers:
                 data = marshal.dumps(work(number))
                 with open(os.path.join(self.folder, f"chunk-{number}"), "wb") as out:
                     out.write(data)
-                os.write(reports, self._REPORT.pack(number))
+                os.write(reports, self._NUMBER.pack(number))
             status = 0
         except BaseException as err:  # said to this process, which fails the run
             try:
@@ -301,9 +301,9 @@ class _Helpers:
             if not data:
                 return False
             self.pending += data
-            size = self._REPORT.size
+            size = self._NUMBER.size
             while len(self.pending) >= size:
-                number = self._REPORT.unpack(self.pending[:size])[0]
+                number = self._NUMBER.unpack(self.pending[:size])[0]
                 self.pending = self.pending[size:]
                 path = os.path.join(self.folder, f"chunk-{number}")
                 with open(path, "rb") as handle:
