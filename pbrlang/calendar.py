@@ -48,7 +48,7 @@ def financial_year_label(day: int) -> str:
     return f"{first:04d}-{(first + 1) % 100:02d}"
 
 
-def _join(intervals: list[tuple[int, int]]) -> list[tuple[int, int]]:
+def join_runs(intervals: list[tuple[int, int]]) -> list[tuple[int, int]]:
     """Sort and join intervals that overlap or touch (next start <= previous end + 1). The list
     is the caller's own: it is sorted in place (and returned itself when it holds fewer than two)."""
     if len(intervals) < 2:
@@ -68,7 +68,6 @@ def _join(intervals: list[tuple[int, int]]) -> list[tuple[int, int]]:
 
 
 _INF = float("inf")  # sorts after any day: (day, _INF) comes after every run starting that day
-_new = object.__new__  # a Spells made without running __init__ (see Spells.of)
 
 
 class Spells:
@@ -84,16 +83,6 @@ class Spells:
         self.runs = runs
         self.skip = skip
 
-    @classmethod
-    def of(cls, intervals: list[tuple[int, int]]) -> "Spells":
-        """The runs of `intervals`, each (start, end) with start <= end (the generated code
-        keeps only those), in any order: the list is the caller's own, sorted in place."""
-        # Made without running __init__: a subject's spells are made once per subject.
-        spells = _new(cls)
-        spells.skip = None
-        spells.runs = intervals if len(intervals) < 2 else _join(intervals)  # most subjects: no call
-        return spells
-
     def counted_from(self, day: int) -> "Spells":
         runs = [(max(s, day), e) for s, e in self.runs if e >= day]
         return Spells(runs, self.skip)
@@ -102,7 +91,7 @@ class Spells:
         return Spells([r for r in self.runs if r[0] >= day], self.skip)
 
     def not_counting(self, other: "Spells") -> "Spells":
-        skip = _join(list(other.runs) + list(self.skip or []))
+        skip = join_runs(list(other.runs) + list(self.skip or []))
         runs: list[tuple[int, int]] = []
         for s, e in self.runs:
             if runs and self._gap_skipped(runs[-1][1] + 1, s - 1, skip):

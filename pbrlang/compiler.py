@@ -30,7 +30,7 @@ from typing import Any, Callable
 import attrs
 
 from . import nodes as n
-from .calendar import Spells, add_months
+from .calendar import Spells, add_months, join_runs
 from .errors import EvaluationError
 from .program import _BAND_CACHE, _MISSING, Program
 
@@ -134,8 +134,7 @@ def _framed(template: list, subject: tuple, steps: int, slots: tuple) -> list:
 
 _RUNTIME = {
     "Spells": Spells, "EMPTY": EMPTY, "_frac": _frac, "_divide": _divide, "_framed": _framed,
-    # Spells.of bound once: a class method looked up on its class makes a new bound method each time.
-    "_spells_of": Spells.of,
+    "_join_runs": join_runs,
     "_add_months": _add_months, "add_months": add_months, "_outside_calendar": _outside_calendar,
     "_too_many_steps": _too_many_steps, "_within": _within, "_row_key": _row_key,
     "_first_two": _first_two, "_MISSING": _MISSING, "FIRST_DAY": FIRST_DAY, "LAST_DAY": LAST_DAY,
@@ -171,6 +170,16 @@ class _FrameLine:
         self.indent, self.with_frame, self.without = indent, with_frame, without
 
 
+class _SpellsLine:
+    """A line making a Spells of runs already joined in a local: written only if a line left names
+    the Spells itself (a method of it, its frame slot), not only its runs (see _Body.runs)."""
+
+    __slots__ = ("indent", "name", "runs")
+
+    def __init__(self, indent: str, name: str, runs: str):
+        self.indent, self.name, self.runs = indent, name, runs
+
+
 class _Body:
     """One generated function being written: its lines, locals and what its preamble needs."""
 
@@ -190,6 +199,9 @@ class _Body:
         # (`_framed`).
         self.frame_needed = False
         self.stored: dict[int, str] = {}  # frame slot -> the local stored there, at the top level
+        # A Spells made from records -> the local holding its runs: most uses read only the runs,
+        # and a subject's Spells is then never made (_SpellsLine).
+        self.runs: dict[str, str] = {}
 
     def w_frame(self, with_frame: str, without: str | None) -> None:
         """A line touching the frame; in the lean path, `without` is written instead when it
@@ -202,18 +214,38 @@ class _Body:
     def framed(self) -> str:
         """An expression for the subject's frame, in the lean path's fallbacks, as it would be
         with the frame kept: the frame itself, or one made from the locals stored so far."""
-        slots = "".join(f"({slot}, {value}), " for slot, value in sorted(self.stored.items()))
+        slots = "".join(f"({slot}, {self.spells(value) if value in self.runs else value}), "
+                        for slot, value in sorted(self.stored.items()))
         return f"_framed(template, s_, steps_, ({slots}))"
 
+    def made_spells(self, name: str, runs: str) -> None:
+        """`name` is the Spells of the joined runs in local `runs`; made only if some line needs it."""
+        self.runs[name] = runs
+        self.lines.append(_SpellsLine("    " * self.indent, name, runs))
+
+    def runs_of(self, spells: str) -> str:
+        """An expression for the runs of the Spells written `spells`."""
+        return self.runs.get(spells) or f"{spells}.runs"
+
+    def spells(self, name: str) -> str:
+        """The Spells `name` made where it is needed (in a fallback's frame), from its runs."""
+        return f"Spells({self.runs[name]})"
+
     def _rendered(self) -> list[str]:
-        lines = []
+        lines: list = []
         for line in self.lines:
             if type(line) is str:
                 lines.append(line)
-            else:
+            elif type(line) is _FrameLine:
                 text = line.with_frame if self.frame_needed else line.without
                 if text is not None:
                     lines.append(line.indent + text)
+            else:
+                lines.append(line)
+        if any(type(line) is _SpellsLine for line in lines):
+            text = "\n".join(line for line in lines if type(line) is str)
+            lines = [line if type(line) is str else f"{line.indent}{line.name} = Spells({line.runs})"
+                     for line in lines if type(line) is str or re.search(rf"\b{line.name}\b", text)]
         return lines
 
     def tmp(self, prefix: str = "v") -> str:
@@ -718,7 +750,7 @@ class Compiler:
                 body.w(f"if not ({nones}):")
                 body.indent += 1
             start, end = body.tmp(), body.tmp()
-            body.w(f"for {start}, {end} in {spells}.runs:")
+            body.w(f"for {start}, {end} in {body.runs_of(spells)}:")
             body.w(f"    if {start} + {length} - 1 <= {end}:")
             body.w(f"        {v} = {start} + {length} - 1 if {length} > 0 else {start}")
             body.w("        break")
@@ -895,11 +927,13 @@ class Compiler:
         if started:
             body.indent -= 1
         self._close(store, s)
-        v = body.tmp()
+        v, runs = body.tmp(), body.tmp("j")
+        joined = f"{intervals} if len({intervals}) < 2 else _join_runs({intervals})"  # most subjects: no call
         if counted_from is None or not from_may_be_none:
-            body.w(f"{v} = _spells_of({intervals})")
+            body.w(f"{runs} = {joined}")
         else:  # counted from none: no day counts
-            body.w(f"{v} = Spells([]) if {counted_from} is None else _spells_of({intervals})")
+            body.w(f"{runs} = [] if {counted_from} is None else {joined}")
+        body.made_spells(v, runs)
         return v
 
     def _e_FirstRun(self, e: n.FirstRun, scope):
@@ -1268,7 +1302,7 @@ class Compiler:
         body.indent += 1
         run = body.tmp()
         # The run holding the anchor (Spells.run_containing, written out: a subject has few runs).
-        body.w(f"for {run} in {spells}.runs:")
+        body.w(f"for {run} in {body.runs_of(spells)}:")
         body.w(f"    if {run}[0] <= {anchor} <= {run}[1]:")
         body.w("        break")
         body.w("else:")
