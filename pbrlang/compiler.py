@@ -22,6 +22,7 @@ with none is false.
 
 from __future__ import annotations
 
+import decimal
 import re
 from decimal import Decimal
 from fractions import Fraction
@@ -32,6 +33,7 @@ import attrs
 from . import nodes as n
 from .calendar import Spells, add_months, join_runs
 from .errors import EvaluationError
+from .money import NO_LIMIT, exact_context, to_pence
 from .program import _BAND_CACHE, _MISSING, Program
 
 SUBJECT, AS_OF, INDEXES, LEDGER, TRACE, STEPS = 0, 1, 2, 3, 4, 5
@@ -298,6 +300,7 @@ class Compiler:
         self.body: _Body | None = None
         self.frame_read: set[int] = set()  # binder slots some other function reads from the frame
         self.recurring_days_slots: dict[str, int] = {}  # where the steps leave a recurring outcome's days
+        self.pence_cells: dict[tuple, dict | None] = {}  # (id of a tariff's cells, none) -> _in_pence
         self.let_may_be_none: dict[str, bool] = {}  # definition -> whether it may be none (see compile)
         self.nullable: dict[int, bool] = {}  # id of an expression node -> whether it may be none
         self.lets = {let.name: let for let in program.lets if let.record_table is None}
@@ -539,22 +542,47 @@ class Compiler:
         raise AssertionError(e.meaning)
 
     def _e_Lookup(self, e: n.Lookup, scope):
-        cells = self.program.tariffs[e.meaning[1]].cells
+        v = self.body.tmp()
+        keys = self._lookup(e, scope, self.program.tariffs[e.meaning[1]].cells, v)
+        if self.trace:
+            self.body.w(f"fr[4].append(('tariff', {self.const(e.meaning[1])}, ({', '.join(keys)},), {v}, "
+                        f"{self.const(e)}))")
+        return v
+
+    def _lookup(self, e: n.Lookup, scope, cells: dict, into: str, missing: str = "None") -> list[str]:
+        """Write `into` = the cell of `cells` (a tariff's, or the same in pence) at the lookup's
+        keys, `missing` where there is none; the keys' expressions."""
         keys = [self.emit(k, scope) for k in e.keys]
         body = self.body
-        v = body.tmp()
+        default = "" if missing == "None" else f", {missing}"
         if len(keys) == 1:
             # One key: a table by the key itself (no cell is keyed by none).
             single = {k[0]: value for k, value in cells.items()}
-            body.w(f"{v} = {self.const(single)}.get({keys[0]})")
+            body.w(f"{into} = {self.const(single)}.get({keys[0]}{default})")
         elif len(keys) == 2:
-            body.w(f"{v} = {self.const(cells)}.get(({keys[0]}, {keys[1]}))")  # a key of none finds no cell
+            body.w(f"{into} = {self.const(cells)}.get(({keys[0]}, {keys[1]}){default})")  # a key of none finds no cell
         else:
             nones = " or ".join(f"{k} is None" for k in keys)
-            body.w(f"{v} = None if {nones} else {self.const(cells)}.get(({', '.join(keys)},))")
-        if self.trace:
-            body.w(f"fr[4].append(('tariff', {self.const(e.meaning[1])}, ({', '.join(keys)},), {v}, {self.const(e)}))")
-        return v
+            body.w(f"{into} = {missing} if {nones} else {self.const(cells)}.get(({', '.join(keys)},){default})")
+        return keys
+
+    def _in_pence(self, e: n.Expr, none: Any) -> dict | None:
+        """When `e` is a tariff's cell and nothing more, the tariff's cells in whole pence, as the
+        evaluator rounds them (money.to_pence), once, here (`none` for a cell of none). None
+        otherwise, or when a cell is below zero (the grammar writes none such; the evaluator refuses
+        a negative payment, naming the subject)."""
+        if self.trace or not isinstance(e, n.Lookup):
+            return None
+        cells = self.program.tariffs[e.meaning[1]].cells
+        made = self.pence_cells.get((id(cells), none), _MISSING)
+        if made is _MISSING:
+            with decimal.localcontext(exact_context()):
+                made = {key: none if value is None else to_pence(value, self.program.rounding)
+                        for key, value in cells.items()}
+            if any(pence is not none and pence < 0 for pence in made.values()):
+                made = None
+            self.pence_cells[(id(cells), none)] = made
+        return made
 
     def _e_Duration(self, e: n.Duration, scope):
         factor = {"days": 1, "weeks": 7, "months": 1, "years": 12}[e.unit]
@@ -1197,12 +1225,18 @@ class Compiler:
             day = self._read_slot(self.outcome_slots[o.name])
             body.w(f"if {day} is not None and {day} <= asof:")
             body.indent += 1
-            raw = self.emit(o.pays, {})
-            body.w(f"if {raw} is not None:")  # a tariff of `none`: no payment exists
-            body.indent += 1
-            body.w(f"{pence} = pence_get({raw})")
-            body.w(f"if {pence} is None:")  # a value not met before (or negative: refused there)
-            body.w_frame(f"    {pence} = tariff({i}, fr, key)", f"    {pence} = tariff({i}, {body.framed()}, key)")
+            cells = self._in_pence(o.pays, None)
+            if cells is not None:  # a tariff's cell: in pence already
+                self._lookup(o.pays, {}, cells, pence)
+                body.w(f"if {pence} is not None:")  # a cell of `none`, or none found: no payment exists
+                body.indent += 1
+            else:
+                raw = self.emit(o.pays, {})
+                body.w(f"if {raw} is not None:")  # a tariff of `none`: no payment exists
+                body.indent += 1
+                body.w(f"{pence} = pence_get({raw})")
+                body.w(f"if {pence} is None:")  # a value not met before (or negative: refused there)
+                body.w_frame(f"    {pence} = tariff({i}, fr, key)", f"    {pence} = tariff({i}, {body.framed()}, key)")
             if o.recurring is None:
                 body.w(f"claimed += {pence}")
                 body.w(f"by_outcome[{i}] += {pence}")
@@ -1221,7 +1255,10 @@ class Compiler:
                 for _, pence, days, recurring in paying]
         body.w(f"if {' and '.join(none)}:")
         body.w("    return True")
-        if cap.per_subject_limit:
+        cells = self._in_pence(cap.limit, NO_LIMIT) if cap.per_subject_limit else None
+        if cells is not None:  # a tariff's cell, in pence already; none found: no limit
+            self._lookup(cap.limit, {}, cells, "room", self.const(NO_LIMIT))
+        elif cap.per_subject_limit:
             limit = self.emit(cap.limit, {})
             body.w(f"room = limit_get({limit})")
             body.w("if room is None:")  # a value not met before, or `none`

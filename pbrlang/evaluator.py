@@ -28,7 +28,7 @@ from .compiler import AS_OF, INDEXES, LEDGER, STEPS, SUBJECT, TRACE, CompiledCon
 from . import data
 from .data import Dataset, Table, no_cycle_collection
 from .errors import DataError, DataProblem, EvaluationError, EvaluationErrors
-from .money import ZERO, exact_context, round_money, splitter
+from .money import NO_LIMIT, ZERO, exact_context, round_money, splitter, to_pence
 from .statement import CapUse, Statement, Totals, file_under_day, grouped_by_day, pence_text, pounds
 
 
@@ -883,18 +883,6 @@ def report_value(value, typ, rounding: str):
 
 def _claim_order(c: tuple) -> tuple:
     return c[0], c[1], c[2]
-
-
-def to_pence(value, rounding: str) -> int:
-    """An exact amount in whole pence, rounded once by the contract's rule."""
-    if type(value) is Decimal and value.as_tuple().exponent >= -2:
-        return int(value.scaleb(2))
-    if type(value) is int:
-        return value * 100
-    return int(round_money(value, rounding).scaleb(2))
-
-
-NO_LIMIT = 10**30  # pence: a limit of `none` does not limit
 
 
 def _limit(value, limit, rounding: str) -> int:

@@ -41,6 +41,18 @@ def round_money(value, mode: str) -> Decimal:
     return Decimal(value).quantize(PENNY, rounding=_MODES[mode], context=decimal.Context(prec=60))
 
 
+def to_pence(value, rounding: str) -> int:
+    """An exact amount in whole pence, rounded once by the contract's rule."""
+    if type(value) is Decimal and value.as_tuple().exponent >= -2:
+        return int(value.scaleb(2))
+    if type(value) is int:
+        return value * 100
+    return int(round_money(value, rounding).scaleb(2))
+
+
+NO_LIMIT = 10**30  # pence: a limit of `none` does not limit
+
+
 def _round_fraction(whole: int, frac: Fraction, mode: str) -> int:
     # value = whole + frac, 0 <= frac < 1, whole = floor(value)
     if frac == 0:

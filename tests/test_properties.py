@@ -211,10 +211,20 @@ def test_caps_ceilings_and_splits_hold(generated, rnd):
 def one_cap_contracts(draw):
     """One funder and one cap per person over every outcome (the Work Programme's shape, which
     evaluation takes by a lean path), with a recurring outcome and limits that often bite."""
-    fixed = draw(st.booleans())
-    cap = (f"£{draw(st.decimals(min_value=0, max_value=3000, places=2))}" if fixed else "limit") + " per person"
+    def amount(most):
+        return f"£{draw(st.decimals(min_value=0, max_value=most, places=2))}"
+
+    def cell(most):  # a tariff's cell: `none` (no payment; no limit) one time in four
+        return "none" if draw(st.integers(0, 3)) == 0 else amount(most)
+
+    # The cap's limit: an amount, a field, or a tariff's cell (which the lean path reads in pence).
+    cap = draw(st.sampled_from([amount(3000), "limit", "ceiling[group, period(joined_on)]"])) + " per person"
     lines = ['contract "one-cap"', "rounding half_up", "funder F0", "enum kind: a, b",
-             "table people:", "  id: text key", "  joined_on: date", "  limit: optional money",
+             "band period:", "  early 2019-06-01 to 2020-06-30", "  late from 2020-07-01",
+             "tariff by kind:", "  | kind | fee |", f"  | a | {cell(1500)} |", f"  | b | {cell(1500)} |",
+             "tariff ceiling by kind and period:", "  | kind | early | late |",
+             f"  | a | {cell(3000)} | {cell(3000)} |", f"  | b | {cell(3000)} | {cell(3000)} |",
+             "table people:", "  id: text key", "  group: kind", "  joined_on: date", "  limit: optional money",
              "table events:", "  person_id: people", "  kind: kind", "  date: date",
              "table work:", "  person_id: people", "  start: date", "  end: optional date",
              "subject person: people",
@@ -227,7 +237,7 @@ def one_cap_contracts(draw):
     for k in ("a", "b"):
         lines += [f"outcome got_{k}:",
                   f"  achieved on earliest e.date for e in events where e.kind = {k} and e.date >= joined_on",
-                  f"  pays £{draw(st.decimals(min_value=0, max_value=1500, places=2))}"]
+                  f"  pays {draw(st.sampled_from([amount(1500), 'fee[group]']))}"]
     lines += [f"  when (count w in work where w.long_{j}) <= {draw(st.integers(0, 2))}" for j in range(derived)]
     lines += ["outcome kept:", f"  every {draw(st.integers(1, 6))} weeks after got_a while working continues, "
               f"at most {draw(st.integers(1, 12))} times", f"  pays £{draw(st.decimals(0, 400, places=2))}",
@@ -236,7 +246,7 @@ def one_cap_contracts(draw):
     for i in range(draw(st.integers(min_value=0, max_value=8))):
         joined = draw(st.dates(min_value=datetime.date(2019, 1, 1), max_value=datetime.date(2021, 6, 30)))
         limit = draw(st.one_of(st.none(), st.decimals(min_value=0, max_value=3000, places=2)))
-        people.append({"id": f"S{i:02d}", "joined_on": joined.isoformat(),
+        people.append({"id": f"S{i:02d}", "group": draw(st.sampled_from("ab")), "joined_on": joined.isoformat(),
                        "limit": None if limit is None else str(limit)})
         for _ in range(draw(st.integers(min_value=0, max_value=3))):
             # Often on a few shared days, so that one person's outcomes fall on one day together.
