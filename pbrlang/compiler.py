@@ -246,7 +246,7 @@ class _Body:
                 lines.append(line)
         if any(type(line) is _SpellsLine for line in lines):
             text = "\n".join(line for line in lines if type(line) is str)
-            lines = [line if type(line) is str else f"{line.indent}{line.name} = Spells({line.runs})"
+            lines = [line if type(line) is str else f"{line.indent}{line.name} = {self.spells(line.name)}"
                      for line in lines if type(line) is str or re.search(rf"\b{line.name}\b", text)]
         return lines
 
@@ -300,7 +300,7 @@ class Compiler:
         self.body: _Body | None = None
         self.frame_read: set[int] = set()  # binder slots some other function reads from the frame
         self.recurring_days_slots: dict[str, int] = {}  # where the steps leave a recurring outcome's days
-        self.pence_cells: dict[tuple, dict | None] = {}  # (id of a tariff's cells, none) -> _in_pence
+        self.pence_cells: dict[tuple, dict | None] = {}  # (tariff, none) -> _in_pence, once for each
         self.let_may_be_none: dict[str, bool] = {}  # definition -> whether it may be none (see compile)
         self.nullable: dict[int, bool] = {}  # id of an expression node -> whether it may be none
         self.lets = {let.name: let for let in program.lets if let.record_table is None}
@@ -571,17 +571,17 @@ class Compiler:
         evaluator rounds them (money.to_pence), once, here (`none` for a cell of none). None
         otherwise, or when a cell is below zero (the grammar writes none such; the evaluator refuses
         a negative payment, naming the subject)."""
-        if self.trace or not isinstance(e, n.Lookup):
+        if not isinstance(e, n.Lookup):
             return None
-        cells = self.program.tariffs[e.meaning[1]].cells
-        made = self.pence_cells.get((id(cells), none), _MISSING)
+        name = e.meaning[1]
+        made = self.pence_cells.get((name, none), _MISSING)
         if made is _MISSING:
             with decimal.localcontext(exact_context()):
                 made = {key: none if value is None else to_pence(value, self.program.rounding)
-                        for key, value in cells.items()}
+                        for key, value in self.program.tariffs[name].cells.items()}
             if any(pence is not none and pence < 0 for pence in made.values()):
                 made = None
-            self.pence_cells[(id(cells), none)] = made
+            self.pence_cells[(name, none)] = made
         return made
 
     def _e_Duration(self, e: n.Duration, scope):
