@@ -362,7 +362,6 @@ def tf_terms() -> list[tuple[datetime.date, datetime.date]]:
 
 
 def gen_troubled_families(out_dir: Path, n: int, rng: random.Random) -> None:
-    t = DEFAULT_AS_OF["troubled-families"]
     terms = tf_terms()
     special_join = [
         DATE(2012, 3, 31), DATE(2012, 4, 1), DATE(2013, 3, 31), DATE(2013, 4, 1), DATE(2014, 3, 31),
