@@ -569,17 +569,21 @@ class Compiler:
     def _in_pence(self, e: n.Expr, none: Any) -> dict | None:
         """When `e` is a tariff's cell and nothing more, the tariff's cells in whole pence, as the
         evaluator rounds them (money.to_pence), once, here (`none` for a cell of none). None
-        otherwise, or when a cell is below zero (the grammar writes none such; the evaluator refuses
-        a negative payment, naming the subject)."""
+        otherwise, or when a cell is below zero (the grammar writes none such) or too large to be
+        pence exactly: the general route then refuses it for the subject that meets it, naming
+        the subject, and no other subject is held up by it."""
         if not isinstance(e, n.Lookup):
             return None
         name = e.meaning[1]
         made = self.pence_cells.get((name, none), _MISSING)
         if made is _MISSING:
-            with decimal.localcontext(exact_context()):
-                made = {key: none if value is None else to_pence(value, self.program.rounding)
-                        for key, value in self.program.tariffs[name].cells.items()}
-            if any(pence is not none and pence < 0 for pence in made.values()):
+            try:
+                with decimal.localcontext(exact_context()):
+                    made = {key: none if value is None else to_pence(value, self.program.rounding)
+                            for key, value in self.program.tariffs[name].cells.items()}
+            except ArithmeticError:
+                made = None
+            if made is not None and any(pence is not none and pence < 0 for pence in made.values()):
                 made = None
             self.pence_cells[(name, none)] = made
         return made

@@ -97,6 +97,41 @@ outcome pairs:
     assert [s for s, _ in statement.excluded] == ["big"] and [p.subject for p in statement.payments] == ["small"]
 
 
+def test_a_tariff_cell_too_large_for_pence_stops_only_the_subjects_that_meet_it():
+    """The lean path reads tariffs in pence converted when compiled; a cell that cannot be (more
+    digits than an exact amount holds) leaves that tariff to the general route, which refuses it
+    for the subject paid from it, by name, as it always has; other subjects are evaluated."""
+    text = """contract "huge"
+funder F
+enum kind: a, b
+table people:
+  id: text key
+  group: kind
+  joined_on: date
+subject person: people
+tariff by kind:
+  | kind | fee |
+  | a    | £%s.00 |
+  | b    | £1.00 |
+outcome joined:
+  achieved on joined_on
+  pays fee[group]
+cap c: fee[group] per person
+""" % ("9" * 70)
+    contract = pbrlang.loads(text)
+    assert contract.compiled.lean is not None
+    people = [{"id": "P1", "group": "b", "joined_on": "2020-01-01"},
+              {"id": "P2", "group": "a", "joined_on": "2020-01-01"}]
+    statement = contract.evaluate({"people": people[:1]}, as_of="2020-06-30")
+    assert [(p.subject, str(p.amount)) for p in statement.payments] == [("P1", "1.00")]
+    try:
+        contract.evaluate({"people": people}, as_of="2020-06-30")
+    except pbrlang.EvaluationErrors as err:
+        assert [e.subject for e in err.errors] == ["P2"]
+    else:
+        raise AssertionError("a cell too large for pence was paid")
+
+
 def test_every_subject_whose_outcome_would_pay_a_negative_amount_is_reported():
     # The same negative amount for three people: each is refused, not only the first one met.
     body = """
