@@ -28,7 +28,7 @@ from .compiler import AS_OF, INDEXES, LEDGER, STEPS, SUBJECT, TRACE, CompiledCon
 from . import data
 from .data import Dataset, Table, no_cycle_collection
 from .errors import DataError, DataProblem, EvaluationError, EvaluationErrors
-from .money import NO_LIMIT, ZERO, exact_context, round_money, splitter, to_pence
+from .money import NO_LIMIT, TOO_LARGE, ZERO, exact_context, round_money, splitter, to_pence
 from .statement import CapUse, Statement, Totals, file_under_day, grouped_by_day, pence_text, pounds
 
 
@@ -130,6 +130,8 @@ def _naming(err: Exception, subject: str) -> EvaluationError:
     """An error met while evaluating one subject, naming the subject."""
     if isinstance(err, EvaluationError):
         return err if err.subject else EvaluationError(err.message, subject, err.span)
+    if isinstance(err, decimal.DecimalException):  # Python's own text is a list of classes
+        return EvaluationError(f"cannot be evaluated: {TOO_LARGE}", subject)
     return EvaluationError(f"cannot be evaluated: {err}", subject)
 
 
@@ -447,7 +449,11 @@ class Evaluation:
             return None
         pence = self.pence_cache.get(raw)
         if pence is None:
-            pence = to_pence(raw, self.program.rounding)
+            try:
+                pence = to_pence(raw, self.program.rounding)
+            except decimal.DecimalException:
+                raise EvaluationError(f"outcome `{o.name}` would pay {TOO_LARGE}", key,
+                                      self.program.outcomes[o.index].span) from None
             if len(self.pence_cache) < 100_000 and pence >= 0:  # a negative amount is refused every time
                 self.pence_cache[raw] = pence
         if pence < 0:
@@ -484,7 +490,11 @@ class Evaluation:
                 continue
             pence = self.limit_pence.get(value)
             if pence is None:
-                pence = self.limit_pence[value] = to_pence(value, self.program.rounding)
+                try:
+                    pence = self.limit_pence[value] = to_pence(value, self.program.rounding)
+                except decimal.DecimalException:
+                    cap = self.program.caps[i]
+                    raise EvaluationError(f"`{cap.name}` would limit to {TOO_LARGE}", span=cap.span) from None
             limits[i] = pence
         return tuple(limits)
 
@@ -886,7 +896,10 @@ def _claim_order(c: tuple) -> tuple:
 
 
 def _limit(value, limit, rounding: str) -> int:
-    return NO_LIMIT if value is None else to_pence(value, rounding)
+    try:
+        return NO_LIMIT if value is None else to_pence(value, rounding)
+    except decimal.DecimalException:
+        raise EvaluationError(f"`{limit.name}` would limit to {TOO_LARGE}", span=limit.span) from None
 
 
 def _cohort_row(name, pooled, start, end, assessed, size, events, comparison, expected, line) -> tuple:

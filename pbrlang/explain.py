@@ -21,7 +21,7 @@ from .compiler import TRACE, SUBJECT, compile_program, recurrences
 from .data import Dataset
 from .errors import UsageError
 from .evaluator import Evaluation, check_rows
-from .money import exact_context, money_text
+from .money import ANY_SIZE, exact_context, exact_sum, money_text
 from .statement import OUTCOME, REASON, SUBJECT as SUBJECT_COLUMN, Payment, Statement, full_row, json_value
 
 
@@ -107,7 +107,7 @@ class Explanation:
 
     @property
     def total(self) -> decimal.Decimal:
-        return sum((p.amount for o in self.outcomes for p in o.payments), decimal.Decimal("0.00"))
+        return exact_sum(p.amount for o in self.outcomes for p in o.payments)
 
     def to_dict(self) -> dict:
         return {
@@ -167,7 +167,7 @@ class Explanation:
 
 def _headline(o: OutcomeExplanation) -> str:
     if o.status in ("paid", "cut"):
-        amounts = sum((p.amount for p in o.payments), decimal.Decimal("0.00"))
+        amounts = exact_sum(p.amount for p in o.payments)
         count = f"{len(o.payments)} payments, " if len(o.payments) > 1 else ""
         word = "PAID" if o.status == "paid" else "CUT"
         return f"{o.outcome}: {word} {count}{pounds(amounts)}"
@@ -285,11 +285,11 @@ class _Explainer:
                 limit = self.compiled.cap_limits[i](fr)
                 if limit is None:
                     continue
-                used = sum((p.tariff - sum((c.amount for c in p.cuts if c.cap in self._cap_names), Decimal(0))
-                            for p in payments if not cap.outcomes or p.outcome in cap.outcomes), Decimal(0))
-                limit = Decimal(limit).quantize(Decimal("0.01"))
+                used = exact_sum(ANY_SIZE.subtract(p.tariff, exact_sum(c.amount for c in p.cuts if c.cap in self._cap_names))
+                                 for p in payments if not cap.outcomes or p.outcome in cap.outcomes)
+                limit = Decimal(limit).quantize(Decimal("0.01"), context=ANY_SIZE)
                 subject_caps.append({"cap": cap.name, "limit": money_text(limit), "used": money_text(used),
-                                     "headroom": money_text(max(limit - used, Decimal(0))),
+                                     "headroom": money_text(max(ANY_SIZE.subtract(limit, used), Decimal(0))),
                                      "location": f"{cap.span.source.name}:{cap.span.line}"})
         return Explanation(
             contract=self.program.name,

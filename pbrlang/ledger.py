@@ -19,6 +19,7 @@ from pathlib import Path
 import attrs
 
 from .errors import UsageError
+from .money import ANY_SIZE
 
 
 @attrs.frozen
@@ -43,9 +44,10 @@ def _pence(text, where: str) -> int:
         value = Decimal(str(text))
     except (InvalidOperation, ValueError):
         raise UsageError(f"{where}: {text!r} is not an amount") from None
-    if not value.is_finite() or value != value.quantize(Decimal("0.01")):
+    # A statement writes digits only: an exponent (1e999999999) could ask for more digits than memory holds.
+    if not value.is_finite() or "e" in str(text).lower() or value != value.quantize(Decimal("0.01"), context=ANY_SIZE):
         raise UsageError(f"{where}: {text!r} is not an amount in pounds and pence")
-    return int(value.scaleb(2))
+    return int(value.scaleb(2, ANY_SIZE))
 
 
 def read(path: str | Path) -> Ledger:
@@ -64,7 +66,10 @@ def read(path: str | Path) -> Ledger:
         where = f"{path}: payment {i}"
         if not isinstance(p, dict) or not {"subject", "outcome", "amount"} <= set(p):
             raise UsageError(f"{where}: needs subject, outcome and amount")
-        key = (str(p["subject"]), str(p["outcome"]), int(p.get("occurrence", 0) or 0))
+        occurrence = p.get("occurrence", 0) or 0
+        if type(occurrence) is not int or occurrence < 0:
+            raise UsageError(f"{where}: occurrence {occurrence} is not a whole number")
+        key = (str(p["subject"]), str(p["outcome"]), occurrence)
         if key in payments:
             raise UsageError(f"{where}: {key[0]} / {key[1]} appears twice")
         funders = p.get("funders", {})

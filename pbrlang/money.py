@@ -18,9 +18,27 @@ _MODES = {
 }
 
 
+EXACT_DIGITS = 60  # an exact amount's significant digits at most
+# What an amount beyond them is called in an evaluation error (decimal's own text names only classes).
+TOO_LARGE = f"an amount too large to be exact (more than {EXACT_DIGITS} digits)"
+
+
+# For moving the point of an amount already exact (pence to pounds, to the penny): any number of
+# digits, so that neither the caller's context (28 digits by default) nor ours rounds a large total.
+ANY_SIZE = decimal.Context(prec=decimal.MAX_PREC, Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN)
+
+
+def exact_sum(amounts, start: Decimal = Decimal("0.00")) -> Decimal:
+    """The sum of exact amounts, never rounded, whatever their size and the caller's context."""
+    total = start
+    for amount in amounts:
+        total = ANY_SIZE.add(total, amount)
+    return total
+
+
 def exact_context() -> decimal.Context:
     """A context in which any inexact Decimal operation is an error, not a silent rounding."""
-    ctx = decimal.Context(prec=60, rounding=decimal.ROUND_HALF_EVEN)
+    ctx = decimal.Context(prec=EXACT_DIGITS, rounding=decimal.ROUND_HALF_EVEN)
     ctx.traps[decimal.Inexact] = True
     ctx.traps[decimal.FloatOperation] = True
     return ctx
@@ -37,8 +55,8 @@ def round_money(value, mode: str) -> Decimal:
         whole, rest = divmod(pennies.numerator, pennies.denominator)  # floor division
         frac = Fraction(rest, pennies.denominator)
         rounded = _round_fraction(whole, frac, mode)
-        return (Decimal(rounded) / 100).quantize(PENNY, context=decimal.Context(prec=60))
-    return Decimal(value).quantize(PENNY, rounding=_MODES[mode], context=decimal.Context(prec=60))
+        return (Decimal(rounded) / 100).quantize(PENNY, context=decimal.Context(prec=EXACT_DIGITS))
+    return Decimal(value).quantize(PENNY, rounding=_MODES[mode], context=decimal.Context(prec=EXACT_DIGITS))
 
 
 def to_pence(value, rounding: str) -> int:
@@ -73,7 +91,7 @@ def _round_fraction(whole: int, frac: Fraction, mode: str) -> int:
 
 
 def money_text(value: Decimal) -> str:
-    return f"{value.quantize(PENNY, context=decimal.Context(prec=60)):f}"
+    return f"{value.quantize(PENNY, context=ANY_SIZE):f}"
 
 
 def splitter(shares: tuple[tuple[str, Fraction], ...]):
@@ -105,5 +123,5 @@ def splitter(shares: tuple[tuple[str, Fraction], ...]):
 
 def split(amount: Decimal, shares: tuple[tuple[str, Fraction], ...]) -> dict[str, Decimal]:
     """Split an amount in pounds between funders exactly (see `splitter`)."""
-    pence = int((amount * 100).to_integral_exact(context=decimal.Context(prec=60)))
-    return {name: Decimal(p).scaleb(-2) for name, p in splitter(shares)(pence)}
+    pence = int((amount * 100).to_integral_exact(context=decimal.Context(prec=EXACT_DIGITS)))
+    return {name: Decimal(p).scaleb(-2, ANY_SIZE) for name, p in splitter(shares)(pence)}

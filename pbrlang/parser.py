@@ -20,6 +20,7 @@ from . import cache
 from . import nodes as n
 from .errors import ContractSyntaxError, Diagnostic, UsageError
 from .lexer import FastContextualLexer
+from .money import ANY_SIZE
 from .limits import (
     MAX_CONTRACT_BYTES,
     MAX_DECLARATIONS,
@@ -649,7 +650,7 @@ class _Builder(Transformer):
         return n.Literal("money", _money(str(token)), span=self._t(token))
 
     def percent_lit(self, meta, token):
-        return n.Literal("decimal", Decimal(str(token)[:-1]).scaleb(-2), span=self._t(token))
+        return n.Literal("decimal", Decimal(str(token)[:-1]).scaleb(-2, ANY_SIZE), span=self._t(token))
 
     def date_lit(self, meta, token):
         return n.Literal("date", self._date(token), span=self._t(token))

@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterable, Sequence, TextIO
 
 import attrs
 
-from .money import ZERO, money_text
+from .money import ANY_SIZE, ZERO, money_text
 
 # A payment row: (day ordinal, subject, outcome index, occurrence, amount, tariff,
 #   funders ((name, pence), ...), cuts ((cap, pence), ...), unfunded pence,
@@ -50,13 +50,13 @@ def pence_text(p: int) -> str:
 
 
 def pounds(p: int) -> Decimal:
-    return Decimal(p).scaleb(-2)
+    return Decimal(p).scaleb(-2, ANY_SIZE)
 
 
 def json_value(value: Any) -> Any:
     """Statement values: money and exact numbers as text, dates as ISO text."""
     if isinstance(value, Decimal):
-        return money_text(value) if value == value.quantize(Decimal("0.01")) else format(value.normalize(), "f")
+        return money_text(value) if value == value.quantize(Decimal("0.01"), context=ANY_SIZE) else format(value.normalize(), "f")
     if isinstance(value, bool):
         return value
     if isinstance(value, int):

@@ -63,3 +63,22 @@ def test_a_broken_or_foreign_ledger_is_refused(tmp_path):
     other.write_text(json.dumps({"contract": "innovation-fund", "payments": []}))
     out = pbr("eval", WP, "--data", sample("work-programme"), "--as-of", "2014-06-30", "--paid", other)
     assert out.returncode == 1 and "not `work-programme`" in out.stderr
+
+
+def test_a_paid_amount_in_exponent_form_is_refused_not_expanded(tmp_path):
+    """A statement writes amounts as digits; `1e999999999999` would ask for a trillion digits."""
+    one, first = _eval(tmp_path, "one.json", "2013-06-30")
+    first["payments"][0]["amount"] = "1e999999999999"
+    one.write_text(json.dumps(first))
+    out = pbr("eval", WP, "--data", sample("work-programme"), "--as-of", "2014-06-30", "--format", "json",
+              "--paid", one)
+    assert out.returncode == 1 and "'1e999999999999' is not an amount in pounds and pence" in out.stderr
+
+
+def test_a_paid_occurrence_that_is_not_a_whole_number_is_refused(tmp_path):
+    one, first = _eval(tmp_path, "one.json", "2013-06-30")
+    for bad in ("x", 1.5, -1):
+        first["payments"][0]["occurrence"] = bad
+        one.write_text(json.dumps(first))
+        out = pbr("eval", WP, "--data", sample("work-programme"), "--as-of", "2014-06-30", "--paid", one)
+        assert out.returncode == 1 and f"payment 1: occurrence {bad} is not a whole number" in out.stderr, out.stderr

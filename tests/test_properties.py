@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 import attrs
 
 import pbrlang
-from pbrlang.money import round_money, split
-from pbrlang.statement import WHOLE, full_row
+from pbrlang.money import exact_sum, money_text, round_money, split
+from pbrlang.statement import WHOLE, full_row, pence_text, pounds
 from conftest import example
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -101,6 +101,20 @@ def test_funder_shares_add_up_to_the_payment(amount, parts):
         exact = Fraction(amount) * fraction
         assert abs(Fraction(result[name]) - exact) < Fraction(1, 100)
         assert result[name] == result[name].quantize(Decimal("0.01"))
+
+
+@given(st.integers(min_value=-10**90, max_value=10**90), st.lists(st.integers(min_value=0, max_value=10**90)),
+       st.integers(min_value=1, max_value=28))
+def test_pence_become_pounds_exactly_whatever_their_size_and_the_callers_context(pence, more, precision):
+    """A payment, a total or a cut of any size comes out of the statement to the penny: the caller's
+    decimal context (28 digits by default, fewer here) never rounds it, nor does pbrlang's own."""
+    import decimal
+
+    with decimal.localcontext(decimal.Context(prec=precision)):
+        as_pounds = pounds(pence)
+        assert as_pounds == Decimal(pence_text(pence)) and as_pounds.as_tuple().exponent == -2
+        assert money_text(as_pounds) == pence_text(pence)
+        assert exact_sum(pounds(p) for p in more) == Decimal(pence_text(sum(more)))
 
 
 @given(st.fractions(min_value=-10**6, max_value=10**6))
