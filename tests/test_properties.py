@@ -434,3 +434,36 @@ def test_pooled_payment_is_never_negative_nor_over_the_cap(tables):
     assert statement.total <= Decimal("8000000.00")
     final = [p for p in statement.payments if p.outcome == "final_payment"]
     assert len(final) <= 1
+
+
+def _month_end(d: datetime.date) -> datetime.date:
+    import calendar
+
+    return d.replace(day=calendar.monthrange(d.year, d.month)[1])
+
+
+@given(st.dates() | st.dates().map(_month_end),  # month ends: where the rule has something to do
+       st.integers(min_value=-24, max_value=24) | st.integers(min_value=-12 * 10_000, max_value=12 * 10_000))
+def test_a_date_months_later_is_the_same_day_or_the_months_last(start, months):
+    """add_months keeps the day, or takes the month's last day when the month is shorter; a date
+    beyond the calendar (years 1 to 9999) is an error, never a wrapped or clamped year."""
+    import calendar
+
+    from pbrlang.calendar import add_months
+
+    year, month0 = divmod(start.year * 12 + start.month - 1 + months, 12)
+    if not 1 <= year <= 9999:
+        try:
+            add_months(start.toordinal(), months)
+        except OverflowError:
+            return
+        raise AssertionError("a date outside the calendar was made")
+    expected = datetime.date(year, month0 + 1, min(start.day, calendar.monthrange(year, month0 + 1)[1]))
+    assert add_months(start.toordinal(), months) == expected.toordinal()
+
+
+def test_february_follows_the_century_rules():
+    from pbrlang.calendar import add_months
+
+    for year, last in ((1900, 28), (2000, 29), (2024, 29), (2100, 28)):
+        assert add_months(datetime.date(year, 1, 31).toordinal(), 1) == datetime.date(year, 2, last).toordinal()
