@@ -490,11 +490,7 @@ class Evaluation:
                 continue
             pence = self.limit_pence.get(value)
             if pence is None:
-                try:
-                    pence = self.limit_pence[value] = to_pence(value, self.program.rounding)
-                except decimal.DecimalException:
-                    cap = self.program.caps[i]
-                    raise EvaluationError(f"`{cap.name}` would limit to {TOO_LARGE}", span=cap.span) from None
+                pence = self.limit_pence[value] = _limit(value, self.program.caps[i], self.program.rounding)
             limits[i] = pence
         return tuple(limits)
 

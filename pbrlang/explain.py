@@ -285,7 +285,8 @@ class _Explainer:
                 limit = self.compiled.cap_limits[i](fr)
                 if limit is None:
                     continue
-                used = exact_sum(ANY_SIZE.subtract(p.tariff, exact_sum(c.amount for c in p.cuts if c.cap in self._cap_names))
+                used = exact_sum(ANY_SIZE.subtract(p.tariff, exact_sum(c.amount for c in p.cuts
+                                                                       if c.cap in self._cap_names))
                                  for p in payments if not cap.outcomes or p.outcome in cap.outcomes)
                 limit = Decimal(limit).quantize(Decimal("0.01"), context=ANY_SIZE)
                 subject_caps.append({"cap": cap.name, "limit": money_text(limit), "used": money_text(used),

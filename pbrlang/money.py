@@ -28,9 +28,14 @@ TOO_LARGE = f"an amount too large to be exact (more than {EXACT_DIGITS} digits)"
 ANY_SIZE = decimal.Context(prec=decimal.MAX_PREC, Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN)
 
 
-def exact_sum(amounts, start: Decimal = Decimal("0.00")) -> Decimal:
+def pounds(pence: int) -> Decimal:
+    """Whole pence as an amount in pounds, exact at any size."""
+    return Decimal(pence).scaleb(-2, ANY_SIZE)
+
+
+def exact_sum(amounts) -> Decimal:
     """The sum of exact amounts, never rounded, whatever their size and the caller's context."""
-    total = start
+    total = Decimal("0.00")
     for amount in amounts:
         total = ANY_SIZE.add(total, amount)
     return total
@@ -124,4 +129,4 @@ def splitter(shares: tuple[tuple[str, Fraction], ...]):
 def split(amount: Decimal, shares: tuple[tuple[str, Fraction], ...]) -> dict[str, Decimal]:
     """Split an amount in pounds between funders exactly (see `splitter`)."""
     pence = int((amount * 100).to_integral_exact(context=decimal.Context(prec=EXACT_DIGITS)))
-    return {name: Decimal(p).scaleb(-2, ANY_SIZE) for name, p in splitter(shares)(pence)}
+    return {name: pounds(p) for name, p in splitter(shares)(pence)}

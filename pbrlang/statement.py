@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterable, Sequence, TextIO
 
 import attrs
 
-from .money import ANY_SIZE, ZERO, money_text
+from .money import ANY_SIZE, ZERO, money_text, pounds
 
 # A payment row: (day ordinal, subject, outcome index, occurrence, amount, tariff,
 #   funders ((name, pence), ...), cuts ((cap, pence), ...), unfunded pence,
@@ -49,14 +49,12 @@ def pence_text(p: int) -> str:
     return f"{p // 100}.{p % 100:02d}"
 
 
-def pounds(p: int) -> Decimal:
-    return Decimal(p).scaleb(-2, ANY_SIZE)
-
-
 def json_value(value: Any) -> Any:
     """Statement values: money and exact numbers as text, dates as ISO text."""
     if isinstance(value, Decimal):
-        return money_text(value) if value == value.quantize(Decimal("0.01"), context=ANY_SIZE) else format(value.normalize(), "f")
+        if value == value.quantize(Decimal("0.01"), context=ANY_SIZE):
+            return money_text(value)
+        return format(value.normalize(), "f")
     if isinstance(value, bool):
         return value
     if isinstance(value, int):
