@@ -134,17 +134,22 @@ cap c: fee[group] per person
         raise AssertionError("a cell too large for pence was paid")
 
 
-_LARGE = """contract "large"
-funder F
-table people:
-  id: text key
-  joined_on: date
-subject person: people
+_LARGE = """
 outcome joined:
   achieved on joined_on
   pays £%s.00 * 1000
 cap c: %s per person
 """
+_ONE_PERSON = {"people": [{"id": "P1", "joined_on": "2020-01-01"}], "events": []}
+
+
+def _files(tmp_path, body: str) -> list[str]:
+    """The contract HEADER + body and P1's data as files: `pbr eval`'s arguments."""
+    (tmp_path / "contract.pbr").write_text(HEADER + body)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "people.csv").write_text("id,joined_on\nP1,2020-01-01\n")
+    (tmp_path / "data" / "events.csv").write_text("person_id,kind,date,score\n")
+    return ["eval", str(tmp_path / "contract.pbr"), "--data", str(tmp_path / "data"), "--as-of", "2020-06-30"]
 
 
 def test_a_payment_beyond_28_digits_is_exact_in_the_statement_and_its_explanation():
@@ -152,34 +157,31 @@ def test_a_payment_beyond_28_digits_is_exact_in_the_statement_and_its_explanatio
     from pbrlang import explain
 
     nines = "9" * 58
-    contract = pbrlang.loads(_LARGE % (nines, "£" + nines + ".00"))
-    tables = {"people": [{"id": "P1", "joined_on": "2020-01-01"}]}
-    statement = contract.evaluate(tables, as_of="2020-06-30")
+    contract = pbrlang.loads(HEADER + _LARGE % (nines, "£" + nines + ".00"))
+    statement = contract.evaluate(_ONE_PERSON, as_of="2020-06-30")
     (payment,) = statement.payments
     assert payment.tariff == Decimal(nines + "000.00")
     assert payment.amount == statement.total == Decimal(nines + ".00")
     assert payment.cuts[0].amount == Decimal(f"{int(nines) * 1000 - int(nines)}.00")  # not Decimal's 28 digits
-    found = explain.explain(contract, contract.load_data(tables), statement.as_of, "P1")
+    found = explain.explain(contract, contract.load_data(_ONE_PERSON), statement.as_of, "P1")
     assert found.total == Decimal(nines + ".00")
     assert "headroom £0.00" in found.to_text()
 
 
-def test_a_limit_too_large_to_be_exact_is_an_evaluation_error_naming_the_cap(tmp_path):
+def test_a_limit_too_large_to_be_exact_is_an_evaluation_error_naming_the_cap(tmp_path, capsys):
     from pbrlang.cli import run
 
-    text = _LARGE % ("1", "£" + "9" * 70 + ".00")
-    contract = pbrlang.loads(text, "large.pbr")
+    body = _LARGE % ("1", "£" + "9" * 70 + ".00")
+    message = "`c` would limit to an amount too large to be exact (more than 60 digits)"
     try:
-        contract.evaluate({"people": [{"id": "P1", "joined_on": "2020-01-01"}]}, as_of="2020-06-30")
+        pbrlang.loads(HEADER + body, "contract.pbr").evaluate(_ONE_PERSON, as_of="2020-06-30")
     except pbrlang.EvaluationError as err:
-        assert (err.message, err.span.line) == ("`c` would limit to an amount too large to be exact (more than 60 "
-                                                "digits)", 10)
+        assert (err.message, err.span.line) == (message, HEADER.count("\n") + 5)
     else:
         raise AssertionError("a limit too large for pence was applied")
-    (tmp_path / "large.pbr").write_text(text)
-    (tmp_path / "people.csv").write_text("id,joined_on\nP1,2020-01-01\n")
-    assert run(["eval", str(tmp_path / "large.pbr"), "--data", str(tmp_path / "people.csv"),
-                "--as-of", "2020-06-30"]) == 1
+    assert run(_files(tmp_path, body)) == 1
+    err = capsys.readouterr().err
+    assert message in err and "internal error" not in err
 
 
 def test_every_subject_whose_outcome_would_pay_a_negative_amount_is_reported():
@@ -262,18 +264,15 @@ def test_a_required_field_is_never_tested_for_none_and_an_optional_one_always_is
     ]
 
 
-def test_a_percentage_and_a_paid_amount_beyond_28_digits_are_read_exactly(tmp_path, capsys):
+def test_a_percentage_and_a_paid_amount_beyond_28_digits_are_read_exactly(tmp_path):
     """A percentage in the contract, and a previous statement's amounts (`--paid`), are exact at any size."""
     import json
 
     from pbrlang.cli import run
 
-    (tmp_path / "pct.pbr").write_text(_LARGE.replace("pays £%s.00 * 1000", "pays £1.00 * %s%%")
-                                      .replace("cap c: %s per person\n", "") % "1234567890123456789012345678901.25")
-    (tmp_path / "data").mkdir()
-    (tmp_path / "data" / "people.csv").write_text("id,joined_on\nP1,2020-01-01\n")
-    args = ["eval", str(tmp_path / "pct.pbr"), "--data", str(tmp_path / "data"), "--as-of", "2020-06-30",
-            "--format", "json"]
+    args = _files(tmp_path, "outcome joined:\n  achieved on joined_on\n"
+                            "  pays £1.00 * 1234567890123456789012345678901.25%\n")
+    args += ["--format", "json"]
     assert run(args + ["--output", str(tmp_path / "one.json")]) == 0
     one = json.loads((tmp_path / "one.json").read_text())
     assert one["total"] == "12345678901234567890123456789.01"  # £1 x 1.2345...0125 x 10^29 %, to the penny

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import calendar
 import datetime
 import json
 import random
@@ -437,8 +438,6 @@ def test_pooled_payment_is_never_negative_nor_over_the_cap(tables):
 
 
 def _month_end(d: datetime.date) -> datetime.date:
-    import calendar
-
     return d.replace(day=calendar.monthrange(d.year, d.month)[1])
 
 
@@ -447,8 +446,6 @@ def _month_end(d: datetime.date) -> datetime.date:
 def test_a_date_months_later_is_the_same_day_or_the_months_last(start, months):
     """add_months keeps the day, or takes the month's last day when the month is shorter; a date
     beyond the calendar (years 1 to 9999) is an error, never a wrapped or clamped year."""
-    import calendar
-
     from pbrlang.calendar import add_months
 
     year, month0 = divmod(start.year * 12 + start.month - 1 + months, 12)
