@@ -41,7 +41,8 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--exclude-invalid", action="store_true",
                    help="leave out subjects whose rows are broken (listed in the statement) instead of stopping")
     e.add_argument("--workers", type=int, metavar="N",
-                   help="processes to evaluate with (default: 2 on a 2-core machine when there are 20,000+ subjects)")
+                   help="processes to evaluate with (default: 2 on a 2-core machine when there are 20,000+ subjects, "
+                        "or 5,000+ for a json statement read from csv files)")
     e.add_argument("--explain", action="store_true",
                    help="add to each payment its reason: the rule's location and the evidence rows (json)")
 

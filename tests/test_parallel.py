@@ -53,8 +53,13 @@ def test_no_subjects_at_all_give_the_same_empty_statement_from_any_number_of_pro
         assert streamed.getvalue() == one
 
 
+@pytest.mark.parametrize("at_once", [True, False])
 def test_each_process_copies_its_part_into_place_and_appending_or_refusing_kernels_still_give_the_bytes(
-        tmp_path, monkeypatch):
+        at_once, tmp_path, monkeypatch):
+    from pbrlang import parallel
+
+    if not at_once:  # as a statement too large to write from this process: the kernel copies each part
+        monkeypatch.setattr(parallel, "WRITTEN_AT_ONCE", 0)
     folder = gen.generate("work-programme", tmp_path, 2500, seed=11)
     as_of = gen.default_as_of("work-programme")
     contract = pbrlang.load(example("work-programme"))
@@ -319,16 +324,56 @@ def test_each_process_loading_its_own_range_of_subjects_gives_the_same_bytes(tmp
     # The same, called directly: it did load in ranges (None would mean it fell back to loading whole).
     from pbrlang import parallel
 
-    # Every part is copied into place by the kernel: none falls back to going through Python
-    # (the output is opened after the workers were forked, so they cannot write to it).
-    placed = []
-    place = parallel._place
+    # A statement this small is written by this process, its pieces many to a kernel call.
+    placed, written = [], []
+    place, write_pieces = parallel._place, parallel._write_pieces
     monkeypatch.setattr(parallel, "_place", lambda job: placed.append(place(job)) or placed[-1])
+    monkeypatch.setattr(parallel, "_write_pieces", lambda fd, pieces: written.append(write_pieces(fd, pieces)))
     out = tmp_path / "direct.json"
     warnings = parallel.write_json_split(contract.compiled, [folder], as_of,
                                          lambda: open(out, "w", encoding="utf-8", newline=""), 2)
     assert warnings == [] and out.read_bytes() == one
-    assert placed == [True, True]
+    assert written == [None] and placed == []
+    # A larger one: every part is copied into place by the kernel, none falls back to going through
+    # Python (the output is opened after the workers were forked, so they cannot write to it).
+    monkeypatch.setattr(parallel, "WRITTEN_AT_ONCE", 0)
+    written.clear()
+    warnings = parallel.write_json_split(contract.compiled, [folder], as_of,
+                                         lambda: open(out, "w", encoding="utf-8", newline=""), 2)
+    assert warnings == [] and out.read_bytes() == one
+    assert written == [] and placed == [True, True]
+
+
+def test_pieces_a_short_write_left_are_written_after_it(tmp_path, monkeypatch):
+    from pbrlang import parallel
+
+    pieces = [memoryview(bytes([65 + i % 26]) * (i % 7)) for i in range(3000)]  # some empty
+    real_write = os.write
+    # The kernel takes at most 10 bytes of a group, and 5 of a piece written alone.
+    monkeypatch.setattr(os, "writev", lambda fd, group: real_write(fd, b"".join(group)[:10]))
+    monkeypatch.setattr(os, "write", lambda fd, data: real_write(fd, data[:5]))
+    path = tmp_path / "pieces"
+    with open(path, "wb") as out:
+        parallel._write_pieces(out.fileno(), pieces)
+    assert path.read_bytes() == b"".join(pieces)
+
+
+def test_both_cores_load_and_write_the_json_statement_from_split_from_subjects(tmp_path, monkeypatch):
+    from pbrlang import parallel
+
+    folder = gen.generate("work-programme", tmp_path, 700, seed=41)
+    contract = pbrlang.load(example("work-programme"))
+    as_of = gen.default_as_of("work-programme")
+    one = contract.evaluate([folder], as_of, workers=1).to_json().encode("utf-8")
+    lines = len((folder / "participants.csv").read_text().splitlines())
+    out = tmp_path / "statement.json"
+    for split_from, split in ((lines + 1, False), (lines, True)):
+        monkeypatch.setattr(parallel, "SPLIT_FROM", split_from)
+        warnings = parallel.write_json_split(contract.compiled, [folder], as_of,
+                                             lambda: open(out, "w", encoding="utf-8", newline=""))
+        assert (warnings is not None) == split
+        if split:
+            assert out.read_bytes() == one
 
 
 def test_the_ranges_hold_every_row_once_and_only_their_subjects_rows(tmp_path):
