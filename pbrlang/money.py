@@ -127,6 +127,7 @@ def splitter(shares: tuple[tuple[str, Fraction], ...]):
 
 
 def split(amount: Decimal, shares: tuple[tuple[str, Fraction], ...]) -> dict[str, Decimal]:
-    """Split an amount in pounds between funders exactly (see `splitter`)."""
-    pence = int((amount * 100).to_integral_exact(context=decimal.Context(prec=EXACT_DIGITS)))
+    """Split an amount in pounds between funders exactly (see `splitter`), at any size: the
+    caller's decimal context never rounds it."""
+    pence = int(amount.scaleb(2, ANY_SIZE).to_integral_exact(context=ANY_SIZE))
     return {name: pounds(p) for name, p in splitter(shares)(pence)}

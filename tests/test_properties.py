@@ -104,6 +104,17 @@ def test_funder_shares_add_up_to_the_payment(amount, parts):
         assert result[name] == result[name].quantize(Decimal("0.01"))
 
 
+@given(st.integers(min_value=0, max_value=10**90), shares(), st.integers(min_value=1, max_value=28))
+def test_funder_shares_of_any_size_add_up_to_the_payment_whatever_the_callers_context(pence, parts, precision):
+    import decimal
+
+    amount = Decimal(pence_text(pence))
+    with decimal.localcontext(decimal.Context(prec=precision)):
+        result = split(amount, parts)
+    assert sum(Fraction(v) for v in result.values()) == Fraction(amount)
+    assert all(abs(Fraction(result[name]) - Fraction(amount) * f) < Fraction(1, 100) for name, f in parts)
+
+
 @given(st.integers(min_value=-10**90, max_value=10**90), st.lists(st.integers(min_value=0, max_value=10**90)),
        st.integers(min_value=1, max_value=28))
 def test_pence_become_pounds_exactly_whatever_their_size_and_the_callers_context(pence, more, precision):
