@@ -91,23 +91,70 @@ def test_the_checked_program_compares_and_shows_as_attrs_would():
     assert repr(first.subject) == "Subject(name='participant', table='participants')"
 
 
-def test_the_pbr_command_pauses_the_collector_and_leaves_its_objects_to_the_end(monkeypatch, capsys):
-    """`pbr` runs with the cycle collector paused, and freezes its objects before exiting:
-    finalization need not walk them all. run(), which embedding programs call, leaves it be."""
+def _main(monkeypatch, *args: str) -> list[int]:
+    """Run `pbr` as its console script does, in this process: the exit codes it ended with."""
+    from pbrlang import cli
+
+    class Ended(Exception):
+        pass
+
+    ended = []
+
+    def end(code):
+        ended.append(code)
+        raise Ended
+
+    monkeypatch.setattr(os, "_exit", end)
+    # As when nothing watches the process (coverage may be watching this test).
+    monkeypatch.setattr(sys, "gettrace", lambda: None)
+    monkeypatch.setattr(sys, "getprofile", lambda: None)
+    monkeypatch.setattr(sys, "argv", ["pbr", *args])
+    try:
+        cli.main()
+    except Ended:
+        pass
+    return ended
+
+
+def test_the_pbr_command_pauses_the_collector_and_ends_without_python_s_finalization(monkeypatch, capsys):
+    """`pbr` runs with the cycle collector paused, and ends with os._exit once its streams are
+    flushed: freeing its objects one by one would only cost time. run(), which embedding
+    programs call, leaves the collector be."""
     import gc
 
     from pbrlang import cli
 
-    frozen, collecting = [], []
-    monkeypatch.setattr(gc, "freeze", lambda: frozen.append(True))
+    collecting = []
     real_run = cli.run
     monkeypatch.setattr(cli, "run", lambda: collecting.append(gc.isenabled()) or real_run())
-    monkeypatch.setattr(sys, "argv", ["pbr", "check", str(example("work-programme"))])
     try:
-        cli.main()
-    except SystemExit as stop:
-        assert stop.code == 0
+        ended = _main(monkeypatch, "check", str(example("work-programme")))
     finally:
         gc.enable()  # this test's process goes on
-    assert frozen == [True] and collecting == [False] and "ok" in capsys.readouterr().out
+    assert ended == [0] and collecting == [False] and "ok" in capsys.readouterr().out
     assert real_run(["check", str(example("work-programme"))]) == 0 and gc.isenabled()
+
+
+def test_output_that_cannot_be_flushed_as_pbr_ends_is_an_error_not_a_python_message(monkeypatch, capsys):
+    import errno
+    import gc
+    import io
+
+    class Full(io.StringIO):
+        def flush(self):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(sys, "stdout", Full())
+    try:
+        ended = _main(monkeypatch, "check", str(example("work-programme")))
+    finally:
+        gc.enable()
+    assert ended == [1] and capsys.readouterr().err == "error: No space left on device\n"
+
+
+def test_a_profiler_watching_pbr_still_writes_what_it_found(tmp_path):
+    profile = tmp_path / "pbr.prof"
+    run = subprocess.run([sys.executable, "-m", "cProfile", "-o", str(profile), "-m", "pbrlang.cli", "check",
+                          str(example("work-programme"))], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert "ok" in run.stdout and profile.stat().st_size > 0
