@@ -236,14 +236,12 @@ class _Body:
     def _rendered(self) -> list[str]:
         lines: list = []
         for line in self.lines:
-            if type(line) is str:
-                lines.append(line)
-            elif type(line) is _FrameLine:
+            if type(line) is _FrameLine:
                 text = line.with_frame if self.frame_needed else line.without
                 if text is not None:
                     lines.append(line.indent + text)
             else:
-                lines.append(line)
+                lines.append(line)  # text, or a _SpellsLine settled below
         if any(type(line) is _SpellsLine for line in lines):
             text = "\n".join(line for line in lines if type(line) is str)
             lines = [line if type(line) is str else f"{line.indent}{line.name} = {self.spells(line.name)}"

@@ -561,16 +561,16 @@ def _merge(run: Evaluation, parts: list[tuple], out: TextIO) -> None:
     # line-ending translation, so hundreds of megabytes are not decoded only to be encoded again.
     raw = _bytes_of(out)
     write = raw.write if raw is not None else (lambda data: out.write(data.decode("utf-8")))
-    target = _regular_file(raw)
-    if target is not None and sum(os.path.getsize(part[0]) for part in parts) <= WRITTEN_AT_ONCE:
-        raw.flush()
-        _write_pieces(target, _pieces_in_order(parts, order))
-        out.write(PAYMENTS_END)
-        return
     i, offset, length = order[0]
     with open(parts[i][0], "rb") as handle:  # the first line has no separator before it
         handle.seek(offset)
         write(FIRST_PAYMENT.encode("utf-8") + handle.read(length)[len(PAYMENT_SEPARATOR):])
+    target = _regular_file(raw)
+    if target is not None and sum(os.path.getsize(part[0]) for part in parts) <= WRITTEN_AT_ONCE:
+        raw.flush()
+        _write_pieces(target, _pieces_in_order(parts, order[1:]))
+        out.write(PAYMENTS_END)
+        return
     if target is not None:
         raw.flush()
         # Into a regular file, the kernel copies each part's bytes to their places in the
@@ -604,7 +604,7 @@ def _merge(run: Evaluation, parts: list[tuple], out: TextIO) -> None:
 
 
 def _pieces_in_order(parts: list[tuple], order: list[tuple]) -> list[memoryview]:
-    """The statement's payment lines as pieces of the parts' files (mapped, not read), in order."""
+    """The segments in `order` (part, offset, length) as pieces of the parts' files, mapped, not read."""
     import mmap
 
     views = []
@@ -612,11 +612,7 @@ def _pieces_in_order(parts: list[tuple], order: list[tuple]) -> list[memoryview]
         with open(part[0], "rb") as handle:
             empty = os.fstat(handle.fileno()).st_size == 0  # a file with no lines cannot be mapped
             views.append(memoryview(b"" if empty else mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)))
-    i, offset, length = order[0]
-    pieces = [memoryview(FIRST_PAYMENT.encode("utf-8")),  # the first line has no separator before it
-              views[i][offset + len(PAYMENT_SEPARATOR): offset + length]]
-    pieces += [views[i][offset: offset + length] for i, offset, length in order[1:]]
-    return pieces
+    return [views[i][offset: offset + length] for i, offset, length in order]
 
 
 def _write_pieces(fd: int, pieces: list[memoryview]) -> None:
