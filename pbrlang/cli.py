@@ -186,14 +186,12 @@ def run(argv: list[str] | None = None) -> int:
             return 0
         statement = contract.evaluate(dataset, args.as_of, args.workers, exclude)
         if args.paid:
-            import attrs
-
             from . import ledger
 
             previous = ledger.read(args.paid)
             if previous.contract != contract.name:
                 raise UsageError(f"{args.paid}: is a statement for `{previous.contract}`, not `{contract.name}`")
-            statement = attrs.evolve(statement, ledger=previous)
+            statement = statement.evolve(ledger=previous)
         if args.explain:
             from . import explain
 

@@ -19,8 +19,6 @@ from itertools import compress
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-import attrs
-
 from .errors import DataError, DataProblem, UsageError
 from .program import Program, TableInfo
 
@@ -38,7 +36,6 @@ class _Bad(Exception):
     pass
 
 
-@attrs.define
 class Table:
     """One loaded table: rows are tuples of typed values, the row's line number last.
 
@@ -46,12 +43,16 @@ class Table:
     with that value, in order, for each field that refers to another table) are gathered while
     loading, when known; `set_rows` forgets them."""
 
-    name: str
-    info: TableInfo
-    file: str
-    rows: list[tuple]
-    keys: set | None = None
-    by_reference: dict[int, dict] = attrs.field(factory=dict)
+    __slots__ = ("name", "info", "file", "rows", "keys", "by_reference")
+
+    def __init__(self, name: str, info: TableInfo, file: str, rows: list[tuple], keys: set | None = None,
+                 by_reference: dict[int, dict] | None = None) -> None:
+        self.name, self.info, self.file, self.rows = name, info, file, rows
+        self.keys = keys
+        self.by_reference = {} if by_reference is None else by_reference
+
+    def __repr__(self) -> str:
+        return f"Table(name={self.name!r}, file={self.file!r}, rows={len(self.rows)} rows)"
 
     def set_rows(self, rows: list[tuple]) -> None:
         self.rows = rows
@@ -123,15 +124,23 @@ class Part:
 WHOLE = Part(None, None, {})  # every subject: every row of every table
 
 
-@attrs.define
 class Dataset:
-    tables: dict[str, Table]
-    warnings: list[str] = attrs.field(factory=list)
-    # Subjects left out because their data is broken (only when asked for): subject -> problems.
-    excluded: dict[str, list[str]] = attrs.field(factory=dict)
-    # The compiled contract whose `valid when` rules that do not read as_of were applied as the
-    # data was loaded (evaluator.check_rows), or None.
-    rules_checked: Any = attrs.field(default=None, repr=False, eq=False)
+    """The loaded tables, with what loading them noticed."""
+
+    __slots__ = ("tables", "warnings", "excluded", "rules_checked")
+
+    def __init__(self, tables: dict[str, Table], warnings: list[str] | None = None,
+                 excluded: dict[str, list[str]] | None = None, rules_checked=None) -> None:
+        self.tables = tables
+        self.warnings = [] if warnings is None else warnings
+        # Subjects left out because their data is broken (only when asked for): subject -> problems.
+        self.excluded = {} if excluded is None else excluded
+        # The compiled contract whose `valid when` rules that do not read as_of were applied as
+        # the data was loaded (evaluator.check_rows), or None.
+        self.rules_checked = rules_checked
+
+    def __repr__(self) -> str:
+        return f"Dataset(tables={self.tables!r}, warnings={self.warnings!r}, excluded={self.excluded!r})"
 
 
 def _converter(field, table: str):

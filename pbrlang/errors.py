@@ -6,13 +6,11 @@ Every problem a user can cause is one of these; the CLI prints them and exits
 
 from __future__ import annotations
 
-import attrs
-
+from .frozen import Frozen
 from .source import Span
 
 
-@attrs.frozen
-class Diagnostic:
+class Diagnostic(Frozen):
     """One problem in a contract: a stable code, a message, where, and a hint."""
 
     code: str
@@ -72,15 +70,15 @@ class ContractCheckError(ContractError):
     """The contract parses but is not well formed or well typed."""
 
 
-@attrs.frozen
-class DataProblem:
+class DataProblem(Frozen):
     """One problem in the input data, located by file, row (line) and field."""
 
     file: str
     row: int | None
     field: str | None
     message: str
-    table: str | None = attrs.field(default=None, eq=False)  # which table the file holds
+    table: str | None = None  # which table the file holds
+    _hidden = ("table",)
 
     def render(self) -> str:
         where = self.file + (f":{self.row}" if self.row is not None else "")

@@ -19,8 +19,6 @@ from typing import Any, NamedTuple
 
 from fractions import Fraction
 
-import attrs
-
 from . import nodes as n
 from .calendar import financial_year_label, iso, month_label
 
@@ -666,7 +664,7 @@ def evaluate(compiled: CompiledContract, dataset: Dataset, as_of: datetime.date,
             run = Evaluation(compiled, dataset, as_of)
             statement = parallel.statement(run, parallel.workers_for(run, workers))
         if dataset.excluded:
-            statement = attrs.evolve(statement, excluded=tuple(sorted((s, tuple(p)) for s, p in
+            statement = statement.evolve(excluded=tuple(sorted((s, tuple(p)) for s, p in
                                                                       dataset.excluded.items())))
         return statement
 

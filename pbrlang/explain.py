@@ -544,4 +544,4 @@ def reasons(contract, dataset: Dataset, as_of: datetime.date, statement: Stateme
     outcomes = statement.outcomes
     rows = tuple(full_row(r, statement.funders)[:REASON] + (by_subject[r[SUBJECT_COLUMN]][outcomes[r[OUTCOME]]],)
                  for r in statement.rows)
-    return attrs.evolve(statement, rows=rows)
+    return statement.evolve(rows=rows)

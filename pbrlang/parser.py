@@ -11,7 +11,6 @@ from fractions import Fraction
 import re
 import sys
 
-import attrs
 from lark import Lark, Token, Transformer, Tree, v_args
 from lark import __version__ as _LARK_VERSION
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
@@ -250,7 +249,7 @@ def _shown(text: str, limit: int = 40) -> str:
 
 
 def _shift(span: Span, lines: int) -> Span:
-    return attrs.evolve(span, line=span.line + lines, end_line=span.end_line + lines) if lines else span
+    return span.evolve(line=span.line + lines, end_line=span.end_line + lines) if lines else span
 
 
 def _syntax_error(source: Source, err: UnexpectedInput, offset: int = 0) -> Diagnostic:
@@ -883,8 +882,8 @@ def _all_syntax_errors(source: ContractSource, first: UnexpectedInput) -> list[D
                 last = end - 1
                 while last > begin and not lines[last].strip():
                     last -= 1
-                d = attrs.evolve(d, message="this declaration ends too early",
-                                 span=Span.at(source, last + 1, len(source.line(last + 1)) + 1))
+                d = d.evolve(message="this declaration ends too early",
+                             span=Span.at(source, last + 1, len(source.line(last + 1)) + 1))
         if end < whole.span.line:
             knock_on = True
         if (d.span.line, d.span.column) not in seen and d.span.line > begin:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import attrs
+import functools
+
+from .frozen import Frozen
 
 
-@attrs.frozen
-class Source:
+class Source(Frozen):
     """A contract's text and the name it is reported under (usually its path)."""
 
     name: str
@@ -19,7 +20,6 @@ class Source:
         return ""
 
 
-@attrs.frozen
 class ContractSource(Source):
     """A contract's Source whose lines are split once, where the parser counts them.
 
@@ -29,10 +29,8 @@ class ContractSource(Source):
     of a large text quick.
     """
 
-    lines: tuple = attrs.field(init=False, eq=False, repr=False)
-
-    @lines.default
-    def _split(self) -> tuple:
+    @functools.cached_property
+    def lines(self) -> tuple:
         return tuple(line[:-1] if line.endswith("\r") else line for line in self.text.split("\n"))
 
     def line(self, number: int) -> str:
@@ -47,15 +45,24 @@ class ContractSource(Source):
         return count, len(lines[count - 1]) + 1
 
 
-@attrs.frozen
-class Span:
+class Span(Frozen):
     """A stretch of a source: 1-based lines and columns, end column exclusive."""
 
-    source: Source = attrs.field(repr=False, eq=False)
+    source: Source
     line: int
     column: int
     end_line: int
     end_column: int
+    _hidden = ("source",)  # two spans are equal where they point, whatever text they are in
+
+    def __init__(self, source: Source, line: int, column: int, end_line: int, end_column: int) -> None:
+        # Written out: the parser makes one for every node.
+        values = self.__dict__
+        values["source"] = source
+        values["line"] = line
+        values["column"] = column
+        values["end_line"] = end_line
+        values["end_column"] = end_column
 
     @classmethod
     def from_meta(cls, source: Source, meta) -> "Span":

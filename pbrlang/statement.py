@@ -19,8 +19,7 @@ from fractions import Fraction
 from operator import itemgetter
 from typing import Any, Callable, Iterable, Sequence, TextIO
 
-import attrs
-
+from .frozen import Frozen
 from .money import ANY_SIZE, ZERO, money_text, pounds
 
 # A payment row: (day ordinal, subject, outcome index, occurrence, amount, tariff,
@@ -68,21 +67,18 @@ def json_value(value: Any) -> Any:
     return value
 
 
-@attrs.frozen
-class Cut:
+class Cut(Frozen):
     cap: str
     amount: Decimal
 
 
-@attrs.frozen
-class Overflow:
+class Overflow(Frozen):
     source: str
     target: str
     amount: Decimal
 
 
-@attrs.frozen
-class Payment:
+class Payment(Frozen):
     subject: str
     outcome: str
     date: datetime.date
@@ -142,8 +138,7 @@ class Payment:
         return d
 
 
-@attrs.frozen
-class CapUse:
+class CapUse(Frozen):
     """How much of a cap or ceiling was used; `period` is empty for a whole-contract limit."""
 
     name: str
@@ -382,12 +377,11 @@ def _month(day: int) -> str:
     return f"{d.year:04d}-{d.month:02d}"
 
 
-@attrs.frozen(slots=False)
-class Statement:
+class Statement(Frozen):
     contract: str
     as_of: datetime.date
     currency: str
-    rows: tuple = attrs.field(repr=False)
+    rows: tuple
     outcomes: tuple[str, ...] = ()  # contract order
     funders: tuple[str, ...] = ()  # declared order
     every_outcome: bool = False
@@ -400,6 +394,7 @@ class Statement:
     warnings: tuple[str, ...] = ()
     excluded: tuple = ()  # (subject, (problem, ...)): subjects left out because their data is broken
     ledger: Any = None  # pbrlang.ledger.Ledger: what the previous run paid
+    _unshown = ("rows",)
 
     @functools.cached_property
     def payments(self) -> tuple[Payment, ...]:

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-import attrs
+from .frozen import Frozen
 
 
-@attrs.frozen
-class Type:
+class Type(Frozen):
     """kind: integer decimal money date days months boolean text none
     enum band record records spells. `name` names the enum, band or table."""
 
     kind: str
     name: str | None = None
+
+    def __init__(self, kind: str, name: str | None = None) -> None:
+        self.__dict__["kind"] = kind
+        self.__dict__["name"] = name
 
     def __str__(self) -> str:
         if self.kind == "enum":
