@@ -22,12 +22,14 @@ from .limits import MAX_DEFINITION_CHAIN, MAX_DIAGNOSTICS, MAX_EXPRESSION_DEPTH
 from .program import (
     COHORT_FIELDS,
     Band,
-    Cohorts,
     Cap,
     Ceiling,
+    Cohort,
+    Cohorts,
     FieldInfo,
     Let,
     Outcome,
+    Pool,
     Program,
     Subject,
     TableInfo,
@@ -223,7 +225,7 @@ class Checker:
         for name, d in self.outcome_decls.items():
             outcomes.append(self._outcome(d, default_shares))
         order = {o.name: i for i, o in enumerate(outcomes)}
-        outcomes = [attrs.evolve(o, index=order[o.name]) for o in outcomes]
+        outcomes = [o.evolve(index=order[o.name]) for o in outcomes]
         self._outcome_cycles(outcomes)
         if not any(p.severity == "error" for p in self.problems):
             self._chain_lengths(outcomes)
@@ -373,10 +375,13 @@ class Checker:
                     self.error("E100", f"`reports {ref.name}` names no definition", ref.span,
                                hint=self._suggest(ref.name, self.let_decls))
                 else:
-                    refs.append(self.expr(ref, _Scope()))
-            checked_entries.append(attrs.evolve(e, reports=tuple(refs)))
-        entries = [e for e in checked_entries if isinstance(e, n.CohortEntry)]
-        pools = [e for e in checked_entries if isinstance(e, n.PoolEntry)]
+                    refs.append((ref.name, self.expr(ref, _Scope()).type))
+            if isinstance(e, n.CohortEntry):
+                checked_entries.append(Cohort(e.name, e.start, e.end, e.comparison, e.assessed, tuple(refs), span=e.span))
+            else:
+                checked_entries.append(Pool(e.name, e.assessed, tuple(refs), span=e.span))
+        entries = [e for e in checked_entries if isinstance(e, Cohort)]
+        pools = [e for e in checked_entries if isinstance(e, Pool)]
         ordered = sorted(entries, key=lambda e: e.start)
         for a, b in zip(ordered, ordered[1:]):
             if a.end >= b.start:
@@ -413,7 +418,7 @@ class Checker:
         if info is None:
             return
         checks = tuple(self._condition(c, _Scope(subject=False, table=d.name)) for c in d.checks)
-        self.tables[d.name] = attrs.evolve(info, checks=checks)
+        self.tables[d.name] = info.evolve(checks=checks)
 
     def _shares(self, shares: tuple[n.Share, ...], span: Span | None) -> tuple[tuple[str, Fraction], ...]:
         out = []

@@ -606,8 +606,8 @@ class Evaluation:
             fr[SUBJECT] = row
             fr[STEPS] = 0
             self.compiled.steps(fr)
-            for ref in entry.reports:
-                block[ref.name] = report_value(fr[self.compiled.let_slots[ref.name]], ref.type, self.program.rounding)
+            for let, typ in entry.reports:
+                block[let] = report_value(fr[self.compiled.let_slots[let]], typ, self.program.rounding)
             blocks.append((name, bool(get("pooled")), block))
         return tuple(blocks)
 

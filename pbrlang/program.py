@@ -1,44 +1,46 @@
 """The checked program: what the checker proves and the compiler compiles.
 
 Everything here has been resolved and typed; expressions are syntax-tree
-nodes with their `type` and `meaning` filled in.
+nodes with their `type` and `meaning` filled in. Once compiled, the program
+the evaluator reads holds none of them (`for_evaluation`): it is read back
+from the cache and evaluated without importing the syntax tree.
 """
 
 from __future__ import annotations
 
+from decimal import Decimal
 from fractions import Fraction
-from typing import Any
-
-import attrs
 
 from . import types as t
-from .nodes import Value
+from .frozen import Frozen
 from .source import Source, Span
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: `typing` is not imported on the evaluator's path
+    from typing import Any
 
-def _span():
-    return attrs.field(kw_only=True, eq=False, repr=False, default=None)
+
+class _Checked(Frozen):
+    span: Span | None = None  # given by name, after the other fields
+    _hidden = ("span",)  # where a thing is written is not part of what it says
+    _last = ("span",)
 
 
-@attrs.frozen(repr=False, eq=False)
-class FieldInfo(Value):
+class FieldInfo(_Checked):
     name: str
     type: t.Type
     optional: bool
     index: int
     references: str | None  # the table this field refers to, if any
     values: tuple[str, ...] | None  # an enumeration's values
-    span: Span | None = _span()
 
 
-@attrs.frozen(repr=False, eq=False)
-class TableInfo(Value):
+class TableInfo(_Checked):
     name: str
     fields: tuple[FieldInfo, ...]
     key: str | None
     checks: tuple[Any, ...]
     virtual: bool = False  # computed by the evaluator (cohorts), not read from data
-    span: Span | None = _span()
 
     def field(self, name: str) -> FieldInfo | None:
         for f in self.fields:
@@ -50,18 +52,14 @@ class TableInfo(Value):
         return [f for f in self.fields if f.references == table]
 
 
-@attrs.frozen(repr=False, eq=False)
-class Subject(Value):
+class Subject(_Checked):
     name: str
     table: str
-    span: Span | None = _span()
 
 
-@attrs.frozen(repr=False, eq=False)
-class Band(Value):
+class Band(_Checked):
     name: str
     entries: tuple[tuple[str, int, int | None], ...]  # (label, first day, last day or None), by first day
-    span: Span | None = _span()
 
     def label_of(self, day: int) -> str | None:
         cache = _BAND_CACHE.setdefault(self.entries, {})
@@ -81,28 +79,23 @@ _MISSING = object()
 _BAND_CACHE: dict = {}  # band entries -> {day: label}: days repeat across millions of records
 
 
-@attrs.frozen(repr=False, eq=False)
-class Tariff(Value):
+class Tariff(_Checked):
     name: str
     keys: tuple[t.Type, ...]
     cells: dict  # key tuple -> value (Decimal, int or None)
     value_type: t.Type
-    span: Span | None = _span()
 
 
-@attrs.frozen(repr=False, eq=False)
-class Let(Value):
+class Let(_Checked):
     name: str
     expr: Any
     record_table: str | None  # `let x of r in table`: one value per record
     binder: str | None
     deps: frozenset[str]
     per_subject: bool
-    span: Span | None = _span()
 
 
-@attrs.frozen(repr=False, eq=False)
-class Outcome(Value):
+class Outcome(_Checked):
     name: str
     index: int  # contract order
     conditions: tuple[Any, ...]
@@ -115,28 +108,24 @@ class Outcome(Value):
     deps: frozenset[str]
     reports: tuple[tuple[str, Any], ...] = ()  # extra statement fields: (name, expression or None for `due`/a let)
     deferred: bool = False  # pays or reports use `paid`: evaluated in the ordered pass
-    span: Span | None = _span()
-    clause_spans: dict = attrs.field(factory=dict, eq=False, repr=False)
+    clause_spans: dict | None = None  # where each clause is written
+    _hidden = ("span", "clause_spans")
 
 
-@attrs.frozen(repr=False, eq=False)
-class Cap(Value):
+class Cap(_Checked):
     name: str
     limit: Any
     scopes: tuple[str, ...]  # "subject", "outcome", "month", "financial_year", band names
     outcomes: tuple[str, ...]  # empty: every outcome
     per_subject_limit: bool
-    span: Span | None = _span()
 
 
-@attrs.frozen(repr=False, eq=False)
-class Ceiling(Value):
+class Ceiling(_Checked):
     name: str
     limit: Any
     scopes: tuple[str, ...]
     funder: str
     overflow_to: str | None
-    span: Span | None = _span()
 
 
 COHORT_FIELDS = (
@@ -155,8 +144,26 @@ COHORT_FIELDS = (
 )
 
 
-@attrs.frozen(repr=False, eq=False)
-class Cohorts(Value):
+class Cohort(_Checked):
+    """The members placed by a date from `start` to `end` (days), against a comparison group."""
+
+    name: str
+    start: int
+    end: int
+    comparison: Decimal  # events per 100 expected from the comparison group
+    assessed: int  # the assessment day
+    reports: tuple[tuple[str, t.Type], ...] = ()  # definitions shown in the statement's block
+
+
+class Pool(_Checked):
+    """Every cohort's members together."""
+
+    name: str
+    assessed: int
+    reports: tuple[tuple[str, t.Type], ...] = ()
+
+
+class Cohorts(_Checked):
     """Groups of a table's records as subjects; their figures form the virtual table `cohorts`."""
 
     binder: str
@@ -164,13 +171,11 @@ class Cohorts(Value):
     members: Any
     by: Any
     counting: Any
-    entries: tuple[Any, ...]  # nodes.CohortEntry, in declared order
-    pools: tuple[Any, ...]  # nodes.PoolEntry
-    span: Span | None = _span()
+    entries: tuple[Cohort, ...]  # in declared order
+    pools: tuple[Pool, ...]
 
 
-@attrs.frozen(repr=False, eq=False)
-class Program(Value):
+class Program(_Checked):
     source: Source | None
     name: str
     currency: str
@@ -189,3 +194,18 @@ class Program(Value):
     ceilings: tuple[Ceiling, ...]
     cohorts: Cohorts | None = None
     warnings: tuple[Any, ...] = ()
+
+    def for_evaluation(self) -> "Program":
+        """This program without its expressions, once they are compiled: what evaluation reads,
+        kept with the compiled contract (pbrlang.cache) and read back without the syntax tree."""
+        cohorts = self.cohorts
+        return self.evolve(
+            tables={name: info.evolve(checks=()) for name, info in self.tables.items()},
+            eligible=None,
+            lets=tuple(let.evolve(expr=None) for let in self.lets),
+            outcomes=tuple(o.evolve(conditions=(), achieved=None, recurring=None, pays=None,
+                                    reports=tuple((name, None) for name, _ in o.reports)) for o in self.outcomes),
+            caps=tuple(c.evolve(limit=None) for c in self.caps),
+            ceilings=tuple(c.evolve(limit=None) for c in self.ceilings),
+            cohorts=None if cohorts is None else cohorts.evolve(members=None, by=None, counting=None),
+        )
