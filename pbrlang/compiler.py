@@ -25,25 +25,19 @@ from __future__ import annotations
 import decimal
 import re
 from decimal import Decimal
-from fractions import Fraction
 from typing import Any, Callable
 
 import attrs
 
 from . import nodes as n
-from .calendar import Spells, add_months, join_runs
-from .errors import EvaluationError
 from .money import NO_LIMIT, exact_context, to_pence
 from .program import _BAND_CACHE, _MISSING, Program
-
-SUBJECT, AS_OF, INDEXES, LEDGER, TRACE, STEPS = 0, 1, 2, 3, 4, 5
-FIRST_DAY, LAST_DAY = 1, 3652059  # 0001-01-01 and 9999-12-31 as ordinals
+from .runtime import MIXED, RUNTIME, CompiledContract, CompiledOutcome, lean_cap, recurrences
 
 # Records one subject's aggregates may go through, all told: a contract cannot
 # loop, but nested aggregates over a subject with a huge number of records
 # could take very long; past this, the subject is reported, not evaluated.
 MAX_EVALUATION_STEPS = 20_000_000
-EMPTY: tuple = ()
 
 # Python refuses more than 20 loops nested in one function and more than 100
 # levels of indentation: deeper parts of an expression get a function of their own.
@@ -53,113 +47,9 @@ _MAX_INDENT = 10
 Fn = Callable[[list], Any]
 
 
-# ---- what generated code calls -----------------------------------------------------------
-
-
-def _frac(x):
-    return x if isinstance(x, Fraction) else Fraction(x)
-
-
-def _mixed(op):
-    """Apply a numeric operator; Decimal and Fraction meet as Fractions."""
-
-    def apply(a, b):
-        if a is None or b is None:
-            return None
-        if isinstance(a, Fraction) or isinstance(b, Fraction):
-            return op(_frac(a), _frac(b))
-        return op(a, b)
-
-    return apply
-
-
-_MIXED = {"+": _mixed(lambda a, b: a + b), "-": _mixed(lambda a, b: a - b), "*": _mixed(lambda a, b: a * b)}
-
-
-# `span`: the contract's expression, so that the error names its line and column.
-def _divide(a, b, span=None):
-    if a is None or b is None:
-        return None
-    if b == 0:
-        raise EvaluationError("division by zero", span=span)
-    return _frac(a) / _frac(b)
-
-
-def _add_months(day, months, sign, span=None):
-    if day is None or months is None:
-        return None
-    try:
-        return add_months(day, sign * months)
-    except OverflowError:
-        raise EvaluationError("a date went outside the calendar (years 1 to 9999)", span=span) from None
-
-
-def _outside_calendar(span=None):
-    raise EvaluationError("a date went outside the calendar (years 1 to 9999)", span=span)
-
-
-def _too_many_steps(limit):
-    raise EvaluationError(f"needs more than {limit:,} evaluation steps "
-                          "(records gone through by its aggregates); the limit keeps every run short")
-
-
-def _within(value, size, anchor, months, after):
-    if value is None or size is None or anchor is None:
-        return False
-    if after:
-        last = (add_months(anchor, size) if months else anchor + size) - 1
-        return anchor <= value <= last
-    first = add_months(anchor, -size) if months else anchor - size
-    return first <= value <= anchor - 1
-
-
-def _row_key(record: tuple):
-    # Orders records by their values (not their position in a file), so results
-    # never depend on the order rows arrive in.
-    return tuple((v is None, v if v is not None else 0) for v in record[:-1])
-
-
-def _first_two(x):
-    return x[0], x[1]
-
-
-def _framed(template: list, subject: tuple, steps: int, slots: tuple) -> list:
-    """A subject's frame, made only when the lean path needs one (see _Body.frame_needed): the
-    template with the subject, the steps counted and the slots its steps worked out."""
-    fr = template[:]
-    fr[SUBJECT] = subject
-    fr[STEPS] = steps
-    for slot, value in slots:
-        fr[slot] = value
-    return fr
-
-
-_RUNTIME = {
-    "Spells": Spells, "EMPTY": EMPTY, "_frac": _frac, "_divide": _divide, "_framed": _framed,
-    "_join_runs": join_runs,
-    "_add_months": _add_months, "add_months": add_months, "_outside_calendar": _outside_calendar,
-    "_too_many_steps": _too_many_steps, "_within": _within, "_row_key": _row_key,
-    "_first_two": _first_two, "_MISSING": _MISSING, "FIRST_DAY": FIRST_DAY, "LAST_DAY": LAST_DAY,
-}
-
 _FRAME = re.compile(r"\bfr\b")  # the frame's name in generated code (which holds no texts)
 
 _COMPARE = {"=": "==", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
-
-
-@attrs.frozen
-class CompiledOutcome:
-    name: str
-    index: int
-    slot: int  # the frame slot holding the day it is achieved (or None)
-    achieved: Fn | None  # frame -> day or None, conditions included (tracing build only: else in `steps`)
-    pays: Fn
-    recurring: Any  # (every_fn, months: bool, anchor_slot, spells_fn, at_most_fn) or None
-    reports: tuple = ()  # (name, fn or None for `due`, type, uses paid)
-    deferred: bool = False
-    conditions: tuple = ()  # tracing build only: each `when` on its own
-    day: Fn | None = None  # tracing build only: `achieved on` without the conditions
-    days_slot: int | None = None  # a recurring outcome's paying days up to the as-of day, left by `steps`
 
 
 class _FrameLine:
@@ -292,7 +182,7 @@ class Compiler:
         self.outcome_slots: dict[str, int] = {}
         self.derived: dict[str, tuple[int, str]] = {}  # let name -> (binder slot, function name)
         self.indexes: list[tuple] = []  # what each entry of frame[INDEXES] holds
-        self.namespace: dict[str, Any] = dict(_RUNTIME)
+        self.namespace: dict[str, Any] = dict(RUNTIME)
         self.constants: dict[Any, str] = {}
         self.functions: list[_Body] = []
         self.body: _Body | None = None
@@ -678,7 +568,7 @@ class Compiler:
                 body.w(f"if {v} is not None and not FIRST_DAY <= {v} <= LAST_DAY:")
                 body.w(f"    _outside_calendar({self.const(e.span)})")
             return v
-        body.w(f"{v} = {self.const(_MIXED[e.op])}({left}, {right})")
+        body.w(f"{v} = {self.const(MIXED[e.op])}({left}, {right})")
         return v
 
     def _e_Compare(self, e: n.Compare, scope):
@@ -880,7 +770,7 @@ class Compiler:
         value = self.emit(e.value, inner)
         body.w(f"if {value} is not None:")
         if kind in ("sum", "mean"):
-            body.w(f"    {total} = {self.const(_MIXED['+'])}({total}, {value})")
+            body.w(f"    {total} = {self.const(MIXED['+'])}({total}, {value})")
             body.w(f"    {count} += 1")
         else:
             op = "<" if kind in ("earliest", "min") else ">"
@@ -1103,13 +993,15 @@ class Compiler:
             if isinstance(o.achieved, _Recurring):
                 o.achieved.resolved = (tuple(r(c) for c in o.achieved.conditions),
                                        tuple(r(x) for x in o.achieved.recurring))
-        outcomes = [attrs.evolve(
-            o, achieved=r(o.achieved), pays=r(o.pays),
+        outcomes = [o.evolve(
+            achieved=r(o.achieved), pays=r(o.pays),
             recurring=None if o.recurring is None else tuple(r(x) for x in o.recurring),
             reports=tuple((name, r(fn), typ, paid) for name, fn, typ, paid in o.reports),
             conditions=tuple(r(c) for c in o.conditions), day=r(o.day)) for o in outcomes]
+        paid = [x.outcome for o in program.outcomes for e in (o.pays, *(e for _, e in o.reports))
+                for x in n.walk(e) if isinstance(x, n.Paid)]
         return CompiledContract(
-            program=program,
+            program=program.for_evaluation(),
             frame_size=self.next_slot,
             indexes=tuple(self.indexes),
             global_lets=tuple((s, r(fn)) for s, fn in global_lets),
@@ -1120,12 +1012,16 @@ class Compiler:
             eligible=r(eligible),
             cap_limits=tuple(r(fn) for fn in cap_limits),
             ceiling_limits=tuple(r(fn) for fn in ceiling_limits),
-            # Each rule with whether it reads as_of: the others are applied as the data is loaded.
-            checks={name: [(r(fn), c, any(isinstance(x, n.AsOf) for x in n.walk(c))) for fn, c in fns]
+            # Each rule with where it is written, whether it reads as_of (the others are applied as
+            # the data is loaded), and the fields of the row it reads (named in its errors).
+            checks={name: [(r(fn), c.span, any(isinstance(x, n.AsOf) for x in n.walk(c)),
+                            _fields_read(c, program.tables[name])) for fn, c in fns]
                     for name, fns in checks.items()},
             let_slots=dict(self.let_slots),
             cohorts=None if cohorts is None else (cohorts[0],) + tuple(r(fn) for fn in cohorts[1:]),
             source=self.source(),
+            paid_outcomes=frozenset(paid),
+            constants={name: self.namespace[name] for name in self.constants.values()},
         )
 
     def _outcome(self, o) -> CompiledOutcome:
@@ -1429,72 +1325,20 @@ class _Recurring:
         return days[0] if days else None
 
 
+def _fields_read(rule: n.Expr, info) -> tuple[str, ...]:
+    """The fields of a table's row that a `valid when` rule reads, in written order."""
+    found: list[str] = []
+    for x in n.walk(rule):
+        if isinstance(x, n.Ref) and x.meaning and x.meaning[0] == "row_field":
+            name = info.fields[x.meaning[1]].name
+            if name not in found:
+                found.append(name)
+    return tuple(found)
+
+
 def uses_paid(node) -> bool:
     """Whether an expression reads what has been paid so far (so waits for the ordered pass)."""
     return any(isinstance(x, n.Paid) for x in n.walk(node))
-
-
-def recurrences(fr: list, recurring, limit_to_as_of: bool = True, first_only: bool = False):
-    """The days of a recurring outcome (a sequence): anchor + k x period, while the anchor's run goes
-    on unbroken."""
-    every_fn, months, anchor_slot, spells_fn, at_most_fn = recurring
-    anchor = fr[anchor_slot]
-    if anchor is None:
-        return []
-    every, spells, at_most = every_fn(fr), spells_fn(fr), at_most_fn(fr)
-    if every is None or spells is None or at_most is None or every <= 0:
-        return []
-    run = spells.run_containing(anchor)
-    if run is None:
-        return []
-    if not months and limit_to_as_of and not first_only:
-        # Days are whole numbers: the first break ends it for good, days after the as-of day are not due.
-        return range(anchor + every, min(run[1], fr[AS_OF], anchor + at_most * every) + 1, every)
-    days = []
-    for k in range(1, at_most + 1):
-        day = add_months(anchor, k * every) if months else anchor + k * every
-        if day > run[1]:
-            break  # the first break ends it for good
-        if limit_to_as_of and day > fr[AS_OF]:
-            break
-        days.append(day)
-        if first_only:
-            break
-    return days
-
-
-@attrs.frozen
-class CompiledContract:
-    program: Program
-    frame_size: int
-    indexes: tuple[tuple, ...]
-    global_lets: tuple
-    subject_steps: tuple  # (slot, fn) one by one: tracing build only (else all in `steps`)
-    outcomes: tuple[CompiledOutcome, ...]
-    eligible: Fn | None
-    cap_limits: tuple
-    ceiling_limits: tuple
-    checks: dict  # table -> [(rows breaking the rule, the rule, whether it reads as_of)]
-    let_slots: dict
-    cohorts: Any = None  # (binder slot, members fn, by fn, counting fn)
-    steps: Fn | None = None  # a subject's steps in order: one generated function (a tracing build: one by one)
-    lean: Callable | None = None  # the lean path's subject, for a contract of that shape (see lean_cap)
-    source: str = ""  # the generated Python, for reading and for tests
-
-
-def lean_cap(program: Program) -> int | None:
-    """For a contract whose payments a subject's own pass can finish as rows at once, the index of
-    its one cap; None for any other shape. That shape (the Work Programme's): one funder, one cap
-    over every outcome and simply per subject, no ceilings, nothing that excludes or requires
-    another outcome, nothing kept for later (`paid`, reports)."""
-    if len(program.funders) != 1 or len(program.caps) != 1 or not program.outcomes or program.ceilings:
-        return None
-    cap = program.caps[0]
-    if cap.scopes != ("subject",) or any(o.name not in cap.outcomes for o in program.outcomes if cap.outcomes):
-        return None
-    if any(o.instead_of or o.requires or o.deferred or o.reports for o in program.outcomes):
-        return None
-    return 0
 
 
 def compile_program(program: Program, trace: bool = False) -> CompiledContract:

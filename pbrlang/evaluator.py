@@ -19,10 +19,9 @@ from typing import Any, NamedTuple
 
 from fractions import Fraction
 
-from . import nodes as n
 from .calendar import financial_year_label, iso, month_label
 
-from .compiler import AS_OF, INDEXES, LEDGER, STEPS, SUBJECT, TRACE, CompiledContract, lean_cap, recurrences
+from .runtime import AS_OF, INDEXES, LEDGER, STEPS, SUBJECT, TRACE, CompiledContract, lean_cap, recurrences
 from . import data
 from .data import Dataset, Table, no_cycle_collection
 from .errors import DataError, DataProblem, EvaluationError, EvaluationErrors
@@ -88,14 +87,13 @@ def check_rows(compiled: CompiledContract, dataset: Dataset, as_of: int | None,
         fr = [None] * compiled.frame_size
         fr[AS_OF] = as_of
         fr[STEPS] = 0
-        for failing, node, dated in checks:
+        for failing, span, dated, fields in checks:
             if (dated and as_of is None) or (done and not dated):
                 continue
-            fields = _fields_named(node, table.info)
-            rule = node.span.source.text.splitlines()[node.span.line - 1].strip() if node.span else "a rule"
+            rule = span.source.text.splitlines()[span.line - 1].strip() if span else "a rule"
             for row in failing(fr, table.rows):
                 problem = DataProblem(table.file, row[-1], ", ".join(fields) or None,
-                                      f"breaks the contract's rule `{rule}` ({node.span.location})", table=name)
+                                      f"breaks the contract's rule `{rule}` ({span.location})", table=name)
                 problems.append(problem)
                 broken.append((name, row, problem))
                 if len(problems) >= 200 and not exclude_invalid:
@@ -108,16 +106,6 @@ def check_rows(compiled: CompiledContract, dataset: Dataset, as_of: int | None,
                      [(find[name](row) if find.get(name) else None, problem) for name, row, problem in broken])
     if as_of is None:
         dataset.rules_checked = compiled
-
-
-def _fields_named(node: n.Expr, info) -> list[str]:
-    found: list[str] = []
-    for x in n.walk(node):
-        if isinstance(x, n.Ref) and x.meaning and x.meaning[0] == "row_field":
-            name = info.fields[x.meaning[1]].name
-            if name not in found:
-                found.append(name)
-    return found
 
 
 # What evaluating one subject may raise: that subject cannot be evaluated, the others go on.
@@ -211,11 +199,7 @@ class Evaluation:
         # (index, name, fixed limit or None) of that cap.
         cap = lean_cap(self.program)
         self.one_cap = None if cap is None else (cap, self.program.caps[cap].name, self.ordered.cap_limits[cap])
-        # Outcomes whose running total some `paid X` reads.
-        self.paid_outcomes = {x.outcome for o in self.program.outcomes for x in n.walk(o.pays)
-                              if isinstance(x, n.Paid)} | {
-            x.outcome for o in self.program.outcomes for _, e in o.reports if e is not None for x in n.walk(e)
-            if isinstance(x, n.Paid)}
+        self.paid_outcomes = compiled.paid_outcomes
 
     def _cohort_rows(self, template: list) -> list[tuple]:
         """Each cohort's and pool's figures, exact, from its members' counted events."""

@@ -17,7 +17,8 @@ from typing import Any
 import attrs
 
 from .calendar import add_months, iso
-from .compiler import TRACE, SUBJECT, compile_program, recurrences
+from .compiler import compile_program
+from .runtime import SUBJECT, TRACE, recurrences
 from .data import Dataset
 from .errors import UsageError
 from .evaluator import Evaluation, check_rows

@@ -34,7 +34,7 @@ from pathlib import Path
 import pytest
 
 import pbrlang
-from pbrlang import compiler
+from pbrlang import compiler, runtime
 from conftest import ROOT
 
 PACKAGE = ROOT / "pbrlang"
@@ -438,7 +438,7 @@ def test_no_name_of_eval_exec_or_compile_is_even_referred_to():
 # ---- the code compiled for a contract holds none of its text -------------------------------------
 
 _GENERATED_NAME = re.compile(r"(v|r|k|f|g|a|d|s|t|x|p|w|j)[0-9]*|fr|s_|asof|ix|rows")
-_RUNTIME_NAMES = set(compiler._RUNTIME) | {"len", "bool", "max", "min", "abs", "set", "None", "True",
+_RUNTIME_NAMES = set(runtime.RUNTIME) | {"len", "bool", "max", "min", "abs", "set", "None", "True",
                                           "False", "sort", "append", "extend", "add", "get", "of",
                                           "first_day_lasting_days", "first_day_lasting_months", "key", "default",
                                           "counted_from", "starting_from", "not_counting", "run_containing", "range"}

@@ -305,7 +305,7 @@ def test_one_cap_over_every_outcome_cuts_as_the_general_path_does(generated):
         run.simple = False
         general = parallel.statement(run, 1)
         # A tracing build has no compiled lean function: its first pass makes the same statement.
-        traced = evaluator.Evaluation(compiler.compile_program(contract.compiled.program, trace=True), dataset, as_of)
+        traced = evaluator.Evaluation(compiler.compile_program(contract.program, trace=True), dataset, as_of)
         assert traced.compiled.lean is None and traced.one_cap is not None
         assert parallel.statement(traced, 1).to_json() == statement.to_json()
     assert general.to_json() == statement.to_json()
@@ -380,7 +380,7 @@ outcome kept:
     assert ("first_day_lasting_days" in contract.compiled.source) == skipping
     dataset = contract.load_data(tables)
     as_of = datetime.date(2020, 12, 31)
-    traced = compiler.compile_program(contract.compiled.program, trace=True)
+    traced = compiler.compile_program(contract.program, trace=True)
     with decimal.localcontext(exact_context()):
         ordinary = evaluator.Evaluation(contract.compiled, dataset, as_of)
         tracing = evaluator.Evaluation(traced, dataset, as_of)
