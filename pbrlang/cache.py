@@ -1,13 +1,20 @@
-"""Checked contracts kept between runs: `pbr` need not parse and check an unchanged contract again.
+"""Contracts kept between runs: `pbr` need not parse, check and compile an unchanged contract again.
 
 Parsing and checking a contract in a new process (Lark and the checker imported, the grammar's
-tables read, the text parsed, every rule checked) costs about 30 ms of a `pbr eval`. The checked
-program is kept in the user's cache folder, where Lark's analysis of the grammar is kept, beside
-what it was made from: the contract's name and text, and a record of pbrlang's own code (each
-module's and the grammar's size and time of change, as Python's own bytecode cache records its
-sources) and of Python, Lark and attrs. It is used only when all of these are the same, and it is
-compared before the program is read. Otherwise the contract is parsed and checked as usual, and
-kept again. A contract with errors is never kept: its errors are found afresh each time.
+tables read, the text parsed, every rule checked) costs about 30 ms of a `pbr eval`. Two things
+are kept in the user's cache folder, where Lark's analysis of the grammar is kept:
+
+- the checked program (`checked`), for `pbr check` and `pbr explain`;
+- the compiled contract (`compiled`), for evaluating: its generated code as bytecode, the
+  constants that code reads, and the program without its expressions. It is read back without
+  importing the syntax tree, the checker, the compiler or attrs (about 30 ms of imports).
+
+Each is kept beside what it was made from: the contract's name and text, and a record of
+pbrlang's own code (each module's and the grammar's size and time of change, as Python's own
+bytecode cache records its sources) and of Python, Lark and attrs. It is used only when all of
+these are the same, and they are compared before anything else is read. Otherwise the contract is
+parsed, checked and compiled as usual, and kept again. A contract with errors is never kept: its
+errors are found afresh each time.
 
 Nothing here is needed: a folder that cannot be written, a file that cannot be read or was made by
 other code, is passed over and the contract checked as if there were no cache.
@@ -19,10 +26,13 @@ import functools
 import os
 import sys
 import zlib
-from typing import Callable
 
-FORMAT = 1  # of the cache files: change it when what they hold changes
-KEEP = 100  # contracts kept at most (the oldest go first)
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable
+
+FORMAT = 2  # of the cache files: change it when what they hold changes
+KEEP = 100  # files kept at most, checked and compiled (the oldest go first)
 _PACKAGE = os.path.dirname(os.path.realpath(__file__))
 
 
@@ -54,18 +64,29 @@ def grammar_file() -> str | None:
 def checked(text: str, name: str, check: Callable[[str, str], object]):
     """The checked program of contract `text` reported under `name`: from the cache when it was
     kept there by this same code, else `check(text, name)`, kept for next time."""
+    return _kept("contract", text, name, check, _read, _write)
+
+
+def compiled(text: str, name: str, make: Callable[[str, str], object]):
+    """The compiled contract (pbrlang.runtime.CompiledContract) of contract `text` reported under
+    `name`: from the cache when it was kept there by this same code, read back without the syntax
+    tree, the checker or the compiler; else `make(text, name)`, kept for next time."""
+    return _kept("compiled", text, name, make, _read_compiled, _write_compiled)
+
+
+def _kept(kind: str, text: str, name: str, make, read, write):
     where = folder()
     key = _key(text, name) if where is not None else None
     if key is None:
-        return check(text, name)
+        return make(text, name)
     # One file for each contract file's name and each pbrlang (two installs side by side, each
     # running the same file, would otherwise take turns replacing the other's and never find their own).
-    path = os.path.join(where, f"contract-{_crc(name)}-{_crc(repr(key[1]))}.pickle")
-    program = _read(path, key)
-    if program is None:
-        program = check(text, name)
-        _write(path, key, program)
-    return program
+    path = os.path.join(where, f"{kind}-{_crc(name)}-{_crc(repr(key[1]))}.pickle")
+    kept = read(path, key)
+    if kept is None:
+        kept = make(text, name)
+        write(path, key, kept)
+    return kept
 
 
 def _crc(text: str) -> str:
@@ -98,10 +119,11 @@ def _code() -> tuple | None:
     return sys.version, sys.implementation.cache_tag, stats
 
 
-def _read(path: str, key: tuple):
+def _read(path: str, key: tuple, rest=None):
     """The program kept at `path` for `key`, or None. The key is read and compared first, so a
     program kept by other code is never unpickled; the file must be this user's own and writable
-    by no one else (it is unpickled, as Lark's grammar cache is)."""
+    by no one else (it is unpickled, as Lark's grammar cache is). `rest(file)` reads what follows
+    the key (by default, one pickled value)."""
     import pickle
 
     try:
@@ -111,14 +133,36 @@ def _read(path: str, key: tuple):
                 return None
             if pickle.load(f) != key:
                 return None
-            return pickle.load(f)
+            return pickle.load(f) if rest is None else rest(f)
     except Exception:  # missing, unreadable, cut short, or of another format: check the contract again
         return None
 
 
-def _write(path: str, key: tuple, program) -> None:
+def _read_compiled(path: str, key: tuple):
+    """The compiled contract kept at `path` for `key`, or None: its generated functions are defined
+    again from their kept bytecode, among their constants, and the contract's references to them
+    are to those (see _write_compiled)."""
+    import marshal
+    import pickle
+
+    from . import runtime
+
+    def rest(f):
+        code, constants = pickle.load(f)
+        namespace = dict(runtime.RUNTIME)
+        namespace.update(constants)
+        runtime.define(marshal.loads(code), namespace)
+        contract = pickle.Unpickler(f)
+        contract.persistent_load = namespace.__getitem__
+        return contract.load()
+
+    return _read(path, key, rest)
+
+
+def _write(path: str, key: tuple, program, rest=None) -> None:
     """Keep the program, whole or not at all (written beside and renamed into place, so another
-    process never reads half a file), and forget the oldest contracts beyond KEEP."""
+    process never reads half a file), and forget the oldest contracts beyond KEEP. `rest(file)`
+    writes what follows the key (by default, the program pickled)."""
     import pickle
     import tempfile
 
@@ -130,7 +174,10 @@ def _write(path: str, key: tuple, program) -> None:
     try:
         with os.fdopen(handle, "wb") as out:
             pickle.dump(key, out, protocol=pickle.HIGHEST_PROTOCOL)
-            pickle.dump(program, out, protocol=pickle.HIGHEST_PROTOCOL)
+            if rest is None:
+                pickle.dump(program, out, protocol=pickle.HIGHEST_PROTOCOL)
+            else:
+                rest(out)
         os.replace(partial, path)
     except Exception:  # a full disk, a program nested too deeply to pickle: go on without keeping it
         try:
@@ -141,9 +188,32 @@ def _write(path: str, key: tuple, program) -> None:
     _forget_oldest(where)
 
 
+def _write_compiled(path: str, key: tuple, contract) -> None:
+    """Keep a compiled contract: its generated code's bytecode with the constants it reads, then
+    the contract, whose references to generated functions are kept as their names."""
+    import marshal
+    import pickle
+
+    from . import runtime
+
+    class Keeper(pickle.Pickler):
+        def persistent_id(self, obj):
+            if type(obj) is runtime.FunctionType and obj.__code__.co_filename == runtime.GENERATED:
+                return obj.__name__
+            return None
+
+    def rest(out):
+        pickle.dump((marshal.dumps(contract.code), contract.constants), out, protocol=pickle.HIGHEST_PROTOCOL)
+        Keeper(out, protocol=pickle.HIGHEST_PROTOCOL).dump(contract.evolve(code=None, constants=None))
+
+    if contract.code is not None and contract.constants is not None:
+        _write(path, key, contract, rest)
+
+
 def _forget_oldest(where: str) -> None:
     try:
-        kept = [e for e in os.scandir(where) if e.name.startswith("contract-") and e.name.endswith(".pickle")]
+        kept = [e for e in os.scandir(where) if e.name.endswith(".pickle")
+                and (e.name.startswith("contract-") or e.name.startswith("compiled-"))]
         if len(kept) <= KEEP:
             return
         kept.sort(key=lambda e: e.stat().st_mtime_ns)

@@ -31,8 +31,8 @@ import attrs
 
 from . import nodes as n
 from .money import NO_LIMIT, exact_context, to_pence
-from .program import _BAND_CACHE, _MISSING, Program
-from .runtime import MIXED, RUNTIME, CompiledContract, CompiledOutcome, lean_cap, recurrences
+from .program import _MISSING, Program, labels_by_day
+from .runtime import GENERATED, MIXED, RUNTIME, CompiledContract, CompiledOutcome, define, lean_cap, recurrences
 
 # Records one subject's aggregates may go through, all told: a contract cannot
 # loop, but nested aggregates over a subject with a huge number of records
@@ -183,6 +183,7 @@ class Compiler:
         self.derived: dict[str, tuple[int, str]] = {}  # let name -> (binder slot, function name)
         self.indexes: list[tuple] = []  # what each entry of frame[INDEXES] holds
         self.namespace: dict[str, Any] = dict(RUNTIME)
+        self.code = None  # the generated functions' module, once built
         self.constants: dict[Any, str] = {}
         self.functions: list[_Body] = []
         self.body: _Body | None = None
@@ -235,8 +236,8 @@ class Compiler:
     def build(self) -> None:
         """Compile every generated function at once and replace the pending references."""
         source = self.source()
-        code = compile(source, "<pbrlang contract>", "exec")  # only this module's own text: see the docstring
-        exec(code, self.namespace)  # noqa: S102
+        self.code = compile(source, GENERATED, "exec")  # only this module's own text: see the docstring
+        define(self.code, self.namespace)
 
     def source(self) -> str:
         return "\n".join(b.source() for b in self.functions)
@@ -495,7 +496,7 @@ class Compiler:
         v = body.tmp()
         if kind == "band":
             band = self.program.bands[name]
-            cache = _BAND_CACHE.setdefault(band.entries, {})
+            cache = labels_by_day(band.entries)
             d = args[0]
             dateless = self.may_be_none(e.args[0])
             if dateless:
@@ -1021,6 +1022,7 @@ class Compiler:
             cohorts=None if cohorts is None else (cohorts[0],) + tuple(r(fn) for fn in cohorts[1:]),
             source=self.source(),
             paid_outcomes=frozenset(paid),
+            code=self.code,
             constants={name: self.namespace[name] for name in self.constants.values()},
         )
 

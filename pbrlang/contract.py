@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from .errors import ContractSyntaxError, Diagnostic, UsageError
 from .source import Source, Span
-from .program import Program
 
-if TYPE_CHECKING:
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: `typing` is not imported on the evaluator's path
+    from typing import Any, Iterable, Mapping
+
     from . import data
+    from .program import Program
+    from .runtime import CompiledContract
     from .statement import Statement
 
 
@@ -21,16 +24,36 @@ class Contract:
     def __init__(self, program: Program):
         from . import compiler  # here, so that `pbr check` (which never compiles) need not import it
 
-        self.program = program
+        self._program = program
+        self._text: tuple[str, str] | None = None
         self.compiled = compiler.compile_program(program)
+
+    @classmethod
+    def _read_back(cls, compiled: CompiledContract, text: str, name: str) -> "Contract":
+        """A contract from its compiled form as the cache kept it; its checked program is read
+        only if asked for (`program`)."""
+        contract = cls.__new__(cls)
+        contract._program = None
+        contract._text = (text, name)
+        contract.compiled = compiled
+        return contract
+
+    @property
+    def program(self) -> Program:
+        """The checked program, with its expressions (the compiled contract keeps none)."""
+        if self._program is None:
+            from . import cache
+
+            self._program = cache.checked(*self._text, _checked)
+        return self._program
 
     @property
     def name(self) -> str:
-        return self.program.name
+        return self.compiled.program.name
 
     @property
     def warnings(self):
-        return self.program.warnings
+        return self.compiled.program.warnings
 
     def load_data(self, tables: Mapping[str, Any] | Iterable[str | Path] | str | Path,
                   exclude_invalid: bool = False) -> "data.Dataset":
@@ -41,7 +64,7 @@ class Contract:
 
         if isinstance(tables, (str, Path)):
             tables = [tables]
-        dataset = data.load(self.program, tables, exclude_invalid)
+        dataset = data.load(self.compiled.program, tables, exclude_invalid)
         evaluator.check_rows(self.compiled, dataset, None, exclude_invalid)
         return dataset
 
@@ -85,8 +108,19 @@ def loads(text: str, name: str = "<contract>") -> Contract:
 
 
 def load(path: str | Path) -> Contract:
-    """Read, parse, check and compile a contract file (checked once for each text: see pbrlang.cache)."""
-    return Contract(check_file(path))
+    """Read, parse, check and compile a contract file. A contract compiled before, unchanged, by
+    this same pbrlang is read back compiled from the user's cache folder (see pbrlang.cache)."""
+    from . import cache
+
+    made: list[Contract] = []
+
+    def compiled(text: str, name: str) -> CompiledContract:
+        made.append(Contract(cache.checked(text, name, _checked)))
+        return made[0].compiled
+
+    text, name = _read(path), str(Path(path))
+    kept = cache.compiled(text, name, compiled)
+    return made[0] if made else Contract._read_back(kept, text, name)
 
 
 def check_file(path: str | Path) -> Program:

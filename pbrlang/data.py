@@ -14,10 +14,14 @@ import io
 import json
 import operator
 import re
+from collections.abc import Mapping
 from decimal import Decimal
 from itertools import compress
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: `typing` is not imported on the evaluator's path
+    from typing import Any, Iterable
 
 from .errors import DataError, DataProblem, UsageError
 from .program import Program, TableInfo

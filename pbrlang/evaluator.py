@@ -13,11 +13,14 @@ from __future__ import annotations
 import datetime
 import decimal
 import operator
+from collections import namedtuple
 from decimal import Decimal
-from functools import partial
-from typing import Any, NamedTuple
-
 from fractions import Fraction
+from functools import partial
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: `typing` is not imported on the evaluator's path
+    from typing import Any
 
 from .calendar import financial_year_label, iso, month_label
 
@@ -36,16 +39,10 @@ from .statement import CapUse, Statement, Totals, file_under_day, grouped_by_day
 C_DAY, C_OUTCOME, C_OCCURRENCE, C_TARIFF, C_LIMITS, C_FRAME = range(6)
 
 
-class SubjectResult(NamedTuple):
-    """What the first pass found for one subject; `days` holds each outcome's day (or None).
-
-    A named tuple, not a class of its own: the first pass makes one per subject."""
-
-    subject: str
-    eligible: bool
-    days: tuple
-    excluded: tuple  # (outcome index, the outcome that excluded it or a reason)
-    claims: tuple
+# What the first pass found for one subject; `days` holds each outcome's day (or None), `excluded`
+# (outcome index, the outcome that excluded it or a reason). A named tuple, not a class of its own:
+# the first pass makes one per subject.
+SubjectResult = namedtuple("SubjectResult", ("subject", "eligible", "days", "excluded", "claims"))
 
 
 def build_indexes(compiled: CompiledContract, dataset: Dataset) -> list:

@@ -34,7 +34,10 @@ import signal
 import stat
 import struct
 import tempfile
-from typing import TextIO
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: `typing` is not imported on the evaluator's path
+    from typing import TextIO
 
 from .data import Part, find_files, load, no_cycle_collection
 from .errors import DataError, EvaluationError, EvaluationErrors, UsageError

@@ -62,7 +62,7 @@ class Band(_Checked):
     entries: tuple[tuple[str, int, int | None], ...]  # (label, first day, last day or None), by first day
 
     def label_of(self, day: int) -> str | None:
-        cache = _BAND_CACHE.setdefault(self.entries, {})
+        cache = labels_by_day(self.entries)
         label = cache.get(day, _MISSING)
         if label is _MISSING:
             label = None
@@ -77,6 +77,25 @@ class Band(_Checked):
 
 _MISSING = object()
 _BAND_CACHE: dict = {}  # band entries -> {day: label}: days repeat across millions of records
+
+
+class _Labels(dict):
+    """A band's labels by day. Pickled as its band's entries, so that a compiled contract read back
+    from the cache shares the one dict of the band's labels again (its code reads this one)."""
+
+    __slots__ = ("entries",)
+
+    def __reduce__(self):
+        return labels_by_day, (self.entries,)
+
+
+def labels_by_day(entries: tuple) -> dict:
+    """The one dict of labels by day for a band's entries."""
+    labels = _BAND_CACHE.get(entries)
+    if labels is None:
+        labels = _BAND_CACHE[entries] = _Labels()
+        labels.entries = entries
+    return labels
 
 
 class Tariff(_Checked):

@@ -22,6 +22,9 @@ if TYPE_CHECKING:  # annotations only: `typing` is not imported on the evaluator
 
     Fn = Callable[[list], Any]
 
+GENERATED = "<pbrlang contract>"  # the file name of generated code, in its functions and tracebacks
+FunctionType = type(lambda: None)
+
 SUBJECT, AS_OF, INDEXES, LEDGER, TRACE, STEPS = 0, 1, 2, 3, 4, 5
 FIRST_DAY, LAST_DAY = 1, 3652059  # 0001-01-01 and 9999-12-31 as ordinals
 EMPTY: tuple = ()
@@ -127,6 +130,13 @@ RUNTIME = {  # the names generated code may call, besides its constants
 }
 
 
+def define(code, namespace: dict) -> None:
+    """Define a contract's generated functions in `namespace`, from their module's bytecode: the
+    compiler's, just compiled from the source it wrote, or the same kept by pbrlang.cache. That
+    module holds only `def`s: running it makes the functions and nothing else."""
+    exec(code, namespace)  # noqa: S102
+
+
 class CompiledOutcome(Frozen):
     name: str
     index: int
@@ -158,8 +168,9 @@ class CompiledContract(Frozen):
     lean: Callable | None = None  # the lean path's subject, for a contract of that shape (see lean_cap)
     source: str = ""  # the generated Python, for reading and for tests
     paid_outcomes: frozenset = frozenset()  # outcomes whose running total some `paid X` reads
+    code: Any = None  # the generated functions' module, compiled (to keep it: pbrlang.cache)
     constants: dict | None = None  # the contract's values the generated code reads (k0, k1, ...)
-    _hidden = ("constants",)
+    _hidden = ("code", "constants")
 
 
 def lean_cap(program: Program) -> int | None:

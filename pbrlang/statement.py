@@ -17,7 +17,10 @@ from collections import Counter
 from decimal import Decimal
 from fractions import Fraction
 from operator import itemgetter
-from typing import Any, Callable, Iterable, Sequence, TextIO
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: `typing` is not imported on the evaluator's path
+    from typing import Any, Callable, Iterable, Sequence, TextIO
 
 from .frozen import Frozen
 from .money import ANY_SIZE, ZERO, money_text, pounds

@@ -1,8 +1,9 @@
-"""Checked contracts kept between runs (pbrlang/cache.py): used only for the same text and the same
-code, never for a contract with errors, and never needed."""
+"""Contracts kept between runs (pbrlang/cache.py), checked and compiled: used only for the same text
+and the same code, never for a contract with errors, and never needed."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -14,7 +15,8 @@ import pytest
 from conftest import ROOT, SCHEMES, example, sample
 
 import pbrlang
-from pbrlang import cache, contract
+from pbrlang import cache, compiler, contract
+from pbrlang.program import labels_by_day
 
 
 @pytest.fixture
@@ -37,19 +39,60 @@ def checks(monkeypatch):
     return made
 
 
-def kept(cache_home):
-    return sorted(p.name for p in cache_home.glob("contract-*.pickle"))
+@pytest.fixture
+def compiles(monkeypatch):
+    """How many times a contract was compiled (not read back compiled from the cache)."""
+    made = []
+    real = compiler.compile_program
+
+    def counted(program, trace=False):
+        made.append(program.name)
+        return real(program, trace)
+
+    monkeypatch.setattr(compiler, "compile_program", counted)
+    return made
+
+
+def kept(cache_home, kind="contract"):
+    return sorted(p.name for p in cache_home.glob(f"{kind}-*.pickle"))
+
+
+# Each kind of file kept: how it is used, and what counts the times it was made instead.
+KINDS = {"contract": (contract.check_file, "checks"), "compiled": (pbrlang.load, "compiles")}
+
+
+@pytest.fixture(params=sorted(KINDS))
+def kind(request, checks, compiles):
+    use, counter = KINDS[request.param]
+    return request.param, use, {"checks": checks, "compiles": compiles}[counter]
 
 
 @pytest.mark.parametrize("scheme", SCHEMES)
-def test_a_kept_contract_gives_the_statement_a_checked_one_gives(scheme, cache_home, checks):
+def test_a_kept_contract_gives_the_statement_a_checked_one_gives(scheme, cache_home, checks, compiles):
     first = pbrlang.load(example(scheme))
     again = pbrlang.load(example(scheme))
-    assert checks == [str(example(scheme))]  # the second came from the cache
-    assert again.program == first.program and again.warnings == first.warnings
+    assert checks == [str(example(scheme))] and len(compiles) == 1  # the second came from the cache
+    assert kept(cache_home) and kept(cache_home, "compiled")
+    assert again.compiled.program == first.compiled.program and again.warnings == first.warnings
+    assert again.compiled.source == first.compiled.source
+    assert again.program == first.program and checks == [str(example(scheme))]  # the checked one, kept too
     fresh = pbrlang.loads(example(scheme).read_text(), str(example(scheme)))
     day = json.loads((sample(scheme) / "expected.json").read_text())["as_of"]
     assert again.evaluate([sample(scheme)], day).to_json() == fresh.evaluate([sample(scheme)], day).to_json()
+    buffer, fresh_buffer = io.StringIO(), io.StringIO()
+    again.write_json([sample(scheme)], day, buffer)
+    fresh.write_json([sample(scheme)], day, fresh_buffer)
+    assert buffer.getvalue() == fresh_buffer.getvalue()
+
+
+def test_a_contract_read_back_compiled_shares_its_bands_labels_again(cache_home):
+    """The generated code looks a band's label up in the one dict of that band's labels, which the
+    band fills: read back, the code's dict must be that one again, or it would never be filled."""
+    pbrlang.load(example("work-programme"))
+    again = pbrlang.load(example("work-programme"))
+    assert again._program is None  # read back compiled
+    labels = [v for v in again.compiled.steps.__globals__.values() if type(v).__name__ == "_Labels"]
+    assert labels and all(v is labels_by_day(v.entries) for v in labels)
 
 
 def test_a_kept_contract_s_warnings_are_shown_again(tmp_path):
@@ -95,40 +138,43 @@ def test_the_same_text_under_another_name_is_checked_for_that_name(tmp_path, cac
     assert b.program.outcomes[0].span.source.name.endswith("b.pbr")
 
 
-def test_a_program_kept_by_other_code_is_never_read(cache_home, checks, monkeypatch):
-    pbrlang.load(example("work-programme"))
-    (path,) = cache_home.glob("contract-*.pickle")
+def test_a_program_kept_by_other_code_is_never_read(cache_home, kind, monkeypatch):
+    name, use, made = kind
+    use(example("work-programme"))
+    (path,) = cache_home.glob(f"{name}-*.pickle")
     real = cache._code()
     monkeypatch.setattr(cache, "_code", lambda: ("another pbrlang",))
-    pbrlang.load(example("work-programme"))
-    assert len(checks) == 2
+    use(example("work-programme"))
+    assert len(made) == 2
     another = path.with_name(path.name.replace(cache._crc(repr(real)), cache._crc(repr(("another pbrlang",)))))
     path.rename(another)  # even under the name the other code's program would have
-    pbrlang.load(example("work-programme"))
-    assert len(checks) == 3
+    use(example("work-programme"))
+    assert len(made) == 3
 
 
-def test_two_pbrlangs_side_by_side_each_keep_their_own(cache_home, checks, monkeypatch):
+def test_two_pbrlangs_side_by_side_each_keep_their_own(cache_home, kind, monkeypatch):
     """Two installs running the same contract file do not take turns replacing each other's."""
+    name, use, made = kind
     real = cache._code()
     for code in [real, ("another pbrlang",), real, ("another pbrlang",)]:
         monkeypatch.setattr(cache, "_code", lambda code=code: code)
-        pbrlang.load(example("work-programme"))
-    assert len(checks) == 2 and len(kept(cache_home)) == 2
+        use(example("work-programme"))
+    assert len(made) == 2 and len(kept(cache_home, name)) == 2
 
 
 @pytest.mark.parametrize("damage", ["cut short", "not a pickle", "writable by others"])
-def test_a_damaged_or_unsafe_file_is_passed_over(damage, cache_home, checks):
-    pbrlang.load(example("work-programme"))
-    (path,) = cache_home.glob("contract-*.pickle")
+def test_a_damaged_or_unsafe_file_is_passed_over(damage, cache_home, kind):
+    name, use, made = kind
+    use(example("work-programme"))
+    (path,) = cache_home.glob(f"{name}-*.pickle")
     if damage == "cut short":
         path.write_bytes(path.read_bytes()[:-100])
     elif damage == "not a pickle":
         path.write_bytes(b"PK\x03\x04 not what pbrlang writes")
     else:
         path.chmod(0o666)
-    again = pbrlang.load(example("work-programme"))
-    assert len(checks) == 2 and again.name == "work-programme"
+    again = use(example("work-programme"))
+    assert len(made) == 2 and again.name == "work-programme"
     assert oct(path.stat().st_mode & 0o777) == "0o600"  # written again, whole, for this user only
 
 
@@ -146,27 +192,36 @@ def test_at_most_keep_contracts_are_kept_the_oldest_going_first(tmp_path, cache_
     paths = [tmp_path / f"c{i}.pbr" for i in range(5)]
     for i, path in enumerate(paths):
         path.write_text(text)
-        pbrlang.load(path)
+        contract.check_file(path)
         (kept_for,) = cache_home.glob(f"contract-{zlib.crc32(str(path).encode()):08x}-*.pickle")
         os.utime(kept_for, ns=(i * 10**9, i * 10**9))  # made one after the other, a second apart
     assert len(kept(cache_home)) == 3
-    pbrlang.load(paths[4])
-    pbrlang.load(paths[0])
+    contract.check_file(paths[4])
+    contract.check_file(paths[0])
     assert checks.count(str(paths[4])) == 1  # still kept
     assert checks.count(str(paths[0])) == 2  # the oldest: forgotten
 
 
-def test_pbr_eval_of_a_kept_contract_never_imports_lark(tmp_path):
-    """The point of keeping it: a new process skips Lark, the parser and the checker."""
+# What evaluating a kept contract needs none of: Lark and the parser, the checker, the syntax tree,
+# the compiler, attrs and the modules attrs imports (about 30 ms of a new process).
+NOT_NEEDED = ("attr", "attrs", "inspect", "lark", "pbrlang.checker", "pbrlang.compiler", "pbrlang.nodes",
+              "pbrlang.parser", "typing")
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_pbr_eval_of_a_kept_contract_imports_nothing_of_checking(tmp_path, scheme):
+    """The point of keeping it: a new process skips Lark, the parser, the checker, the syntax tree,
+    the compiler and attrs, and writes the same statement."""
+    day = json.loads((sample(scheme) / "expected.json").read_text())["as_of"]
     code = ("import sys; from pbrlang import cli; "
-            "assert cli.run(['eval', %r, '--data', %r, '--as-of', '2014-06-30', '--format', 'json', "
-            "'--output', %r]) == 0; print(sorted(m for m in ('lark', 'pbrlang.parser', 'pbrlang.checker') "
-            "if m in sys.modules))" % (str(example("work-programme")), str(sample("work-programme")),
-                                       str(tmp_path / "s.json")))
+            "assert cli.run(['eval', %r, '--data', %r, '--as-of', %r, '--format', 'json', "
+            "'--output', sys.argv[1]]) == 0; print(sorted(m for m in %r if m in sys.modules))"
+            % (str(example(scheme)), str(sample(scheme)), day, NOT_NEEDED))
     env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "cache"))
-    runs = [subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
-                           timeout=120) for _ in range(2)]
+    runs = [subprocess.run([sys.executable, "-c", code, str(tmp_path / f"s{i}.json")], cwd=ROOT, env=env,
+                           capture_output=True, text=True, timeout=120) for i in range(2)]
     assert [r.returncode for r in runs] == [0, 0], runs[0].stderr + runs[1].stderr
-    assert runs[0].stdout.split("\n")[-2] == "['lark', 'pbrlang.checker', 'pbrlang.parser']"
+    assert {"lark", "pbrlang.checker", "pbrlang.compiler", "pbrlang.nodes", "attrs"} <= set(eval(runs[0].stdout.split("\n")[-2]))
     assert runs[1].stdout.split("\n")[-2] == "[]"
-    assert '"total": "' in (tmp_path / "s.json").read_text()
+    assert (tmp_path / "s1.json").read_bytes() == (tmp_path / "s0.json").read_bytes()
+    assert '"total": "' in (tmp_path / "s1.json").read_text()
