@@ -366,15 +366,18 @@ class _Message(Exception):
 def _format(run: Evaluation, rows: list[tuple], number: int, folder: str) -> tuple:
     """Evaluate subjects (in id order) a chunk at a time, and write their payments' JSON lines to
     this part's file, each chunk's grouped by day; where each day's lines are, and the totals
-    (their `__dict__`)."""
+    (their `__dict__`). Part 0 is always this process's own (see _in_parts): its lines are kept
+    in memory, as bytes in place of the file's path, never written to a file and read back."""
     formatter = LineFormatter(tuple(o.name for o in run.program.outcomes), run.program.funders, False)
     totals = run.new_totals()
     path = os.path.join(folder, f"part-{number}.json")
     segments: list[tuple[int, int, int, int]] = []  # (day, chunk, offset, length)
     eligible = 0
     errors: list[tuple] = []
-    with open(path, "wb") as out:
-        offset = 0
+    lines: list[bytes] = []
+    offset = 0
+    with open(os.devnull if number == 0 else path, "wb") as out:
+        write = lines.append if number == 0 else out.write
         for chunk_number, start in enumerate(range(0, len(rows), CHUNK)):
             part = run.payments()
             part.add(rows[start: start + CHUNK], ordered=True)
@@ -384,10 +387,11 @@ def _format(run: Evaluation, rows: list[tuple], number: int, folder: str) -> tup
             errors.extend(_errors_of(part.errors, run.program.source))
             for day in sorted(by_day):
                 data = formatter.text(by_day[day]).encode("utf-8")
-                out.write(data)
+                write(data)
                 segments.append((day, chunk_number, offset, len(data)))
                 offset += len(data)
-    return path, segments, totals.__dict__, len(rows), eligible, errors  # plain values: see _in_parts
+    held = b"".join(lines) if number == 0 else path
+    return held, segments, totals.__dict__, len(rows), eligible, errors  # plain values: see _in_parts
 
 
 def write_json(run: Evaluation, out: TextIO, workers: int) -> None:
@@ -563,15 +567,15 @@ def _merge(run: Evaluation, parts: list[tuple], out: TextIO) -> None:
     # The parts are UTF-8 already: copied as bytes when the output is a UTF-8 file with no
     # line-ending translation, so hundreds of megabytes are not decoded only to be encoded again.
     raw = _bytes_of(out)
-    write = raw.write if raw is not None else (lambda data: out.write(data.decode("utf-8")))
+    write = raw.write if raw is not None else (lambda data: out.write(str(data, "utf-8")))
+    views = [_bytes_held(part[0]) for part in parts]
     i, offset, length = order[0]
-    with open(parts[i][0], "rb") as handle:  # the first line has no separator before it
-        handle.seek(offset)
-        write(FIRST_PAYMENT.encode("utf-8") + handle.read(length)[len(PAYMENT_SEPARATOR):])
+    # The first line has no separator before it.
+    write(FIRST_PAYMENT.encode("utf-8") + bytes(views[i][offset + len(PAYMENT_SEPARATOR): offset + length]))
     target = _regular_file(raw)
-    if target is not None and sum(os.path.getsize(part[0]) for part in parts) <= WRITTEN_AT_ONCE:
+    if target is not None and sum(len(view) for view in views) <= WRITTEN_AT_ONCE:
         raw.flush()
-        _write_pieces(target, _pieces_in_order(parts, order[1:]))
+        _write_pieces(target, [views[i][offset: offset + length] for i, offset, length in order[1:]])
         out.write(PAYMENTS_END)
         return
     if target is not None:
@@ -593,29 +597,23 @@ def _merge(run: Evaluation, parts: list[tuple], out: TextIO) -> None:
             out.write(PAYMENTS_END)
             return
     # Not a regular file, or one the kernel cannot copy into: the bytes go through this process, in order.
-    handles = [open(part[0], "rb") for part in parts]
-    try:
-        for i, offset, length in order[1:]:
-            handles[i].seek(offset)
-            write(handles[i].read(length))
-    finally:
-        for handle in handles:
-            handle.close()
+    for i, offset, length in order[1:]:
+        write(views[i][offset: offset + length])
     if raw is not None:
         raw.flush()
     out.write(PAYMENTS_END)
 
 
-def _pieces_in_order(parts: list[tuple], order: list[tuple]) -> list[memoryview]:
-    """The segments in `order` (part, offset, length) as pieces of the parts' files, mapped, not read."""
+def _bytes_held(held) -> memoryview:
+    """A part's lines: the bytes this process kept, or the part's file, mapped, not read."""
+    if isinstance(held, bytes):
+        return memoryview(held)
     import mmap
 
-    views = []
-    for part in parts:
-        with open(part[0], "rb") as handle:
-            empty = os.fstat(handle.fileno()).st_size == 0  # a file with no lines cannot be mapped
-            views.append(memoryview(b"" if empty else mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)))
-    return [views[i][offset: offset + length] for i, offset, length in order]
+    with open(held, "rb") as handle:
+        if os.fstat(handle.fileno()).st_size == 0:  # a file with no lines cannot be mapped
+            return memoryview(b"")
+        return memoryview(mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ))
 
 
 def _write_pieces(fd: int, pieces: list[memoryview]) -> None:
@@ -637,6 +635,13 @@ def _place(job: tuple) -> bool:
     """Copy a part's segments to their places in the output: (offset in the part, length, place).
     False, having copied nothing, when the kernel cannot copy between these two files."""
     path, target, placed = job
+    if isinstance(path, bytes):  # this process's own part, in memory
+        held = memoryview(path)
+        for offset, length, at in placed:
+            while length:
+                written = os.pwrite(target, held[offset: offset + length], at)
+                offset, length, at = offset + written, length - written, at + written
+        return True
     with open(path, "rb") as handle:
         source = handle.fileno()
         for n, (offset, length, at) in enumerate(placed):

@@ -325,15 +325,25 @@ def test_each_process_loading_its_own_range_of_subjects_gives_the_same_bytes(tmp
     from pbrlang import parallel
 
     # A statement this small is written by this process, its pieces many to a kernel call.
-    placed, written = [], []
-    place, write_pieces = parallel._place, parallel._write_pieces
+    placed, written, formatted = [], [], []
+    place, write_pieces, format_part = parallel._place, parallel._write_pieces, parallel._format
     monkeypatch.setattr(parallel, "_place", lambda job: placed.append(place(job)) or placed[-1])
     monkeypatch.setattr(parallel, "_write_pieces", lambda fd, pieces: written.append(write_pieces(fd, pieces)))
+
+    def format_seen(run, rows, number, folder):
+        part = format_part(run, rows, number, folder)
+        formatted.append((number, type(part[0]), os.listdir(folder)))
+        return part
+
+    monkeypatch.setattr(parallel, "_format", format_seen)
     out = tmp_path / "direct.json"
     warnings = parallel.write_json_split(contract.compiled, [folder], as_of,
                                          lambda: open(out, "w", encoding="utf-8", newline=""), 2)
     assert warnings == [] and out.read_bytes() == one
     assert written == [None] and placed == []
+    # This process formatted its own part (the first) in memory, not into a file of the folder.
+    assert [(number, kind) for number, kind, _ in formatted] == [(0, bytes)]
+    assert "part-0.json" not in formatted[0][2]
     # A larger one: every part is copied into place by the kernel, none falls back to going through
     # Python (the output is opened after the workers were forked, so they cannot write to it).
     monkeypatch.setattr(parallel, "WRITTEN_AT_ONCE", 0)
