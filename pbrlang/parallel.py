@@ -366,8 +366,9 @@ class _Message(Exception):
 def _format(run: Evaluation, rows: list[tuple], number: int, folder: str) -> tuple:
     """Evaluate subjects (in id order) a chunk at a time, and write their payments' JSON lines to
     this part's file, each chunk's grouped by day; where each day's lines are, and the totals
-    (their `__dict__`). Part 0 is always this process's own (see _in_parts): its lines are kept
-    in memory, as bytes in place of the file's path, never written to a file and read back."""
+    (their `__dict__`). Part 0 is always this process's own (see _in_parts): when it is at most
+    one chunk of subjects (some megabytes of lines), its lines are kept in memory, as bytes in
+    place of the file's path, not written to a file, read back and removed."""
     formatter = LineFormatter(tuple(o.name for o in run.program.outcomes), run.program.funders, False)
     totals = run.new_totals()
     path = os.path.join(folder, f"part-{number}.json")
@@ -376,8 +377,9 @@ def _format(run: Evaluation, rows: list[tuple], number: int, folder: str) -> tup
     errors: list[tuple] = []
     lines: list[bytes] = []
     offset = 0
-    with open(os.devnull if number == 0 else path, "wb") as out:
-        write = lines.append if number == 0 else out.write
+    held = number == 0 and len(rows) <= CHUNK
+    with open(os.devnull if held else path, "wb") as out:
+        write = lines.append if held else out.write
         for chunk_number, start in enumerate(range(0, len(rows), CHUNK)):
             part = run.payments()
             part.add(rows[start: start + CHUNK], ordered=True)
@@ -390,8 +392,8 @@ def _format(run: Evaluation, rows: list[tuple], number: int, folder: str) -> tup
                 write(data)
                 segments.append((day, chunk_number, offset, len(data)))
                 offset += len(data)
-    held = b"".join(lines) if number == 0 else path
-    return held, segments, totals.__dict__, len(rows), eligible, errors  # plain values: see _in_parts
+    lines_or_path = b"".join(lines) if held else path
+    return lines_or_path, segments, totals.__dict__, len(rows), eligible, errors  # plain values: see _in_parts
 
 
 def write_json(run: Evaluation, out: TextIO, workers: int) -> None:

@@ -344,6 +344,15 @@ def test_each_process_loading_its_own_range_of_subjects_gives_the_same_bytes(tmp
     # This process formatted its own part (the first) in memory, not into a file of the folder.
     assert [(number, kind) for number, kind, _ in formatted] == [(0, bytes)]
     assert "part-0.json" not in formatted[0][2]
+    # Unless it is more than one chunk of subjects: then into its file, as the other parts.
+    chunk = parallel.CHUNK
+    monkeypatch.setattr(parallel, "CHUNK", 100)
+    formatted.clear()
+    assert parallel.write_json_split(contract.compiled, [folder], as_of,
+                                     lambda: open(out, "w", encoding="utf-8", newline=""), 2) == []
+    assert out.read_bytes() == one
+    assert [(number, kind) for number, kind, _ in formatted] == [(0, str)] and "part-0.json" in formatted[0][2]
+    monkeypatch.setattr(parallel, "CHUNK", chunk)
     # A larger one: every part is copied into place by the kernel, none falls back to going through
     # Python (the output is opened after the workers were forked, so they cannot write to it).
     monkeypatch.setattr(parallel, "WRITTEN_AT_ONCE", 0)
