@@ -193,12 +193,13 @@ def _write_compiled(path: str, key: tuple, contract) -> None:
     the contract, whose references to generated functions are kept as their names."""
     import marshal
     import pickle
+    from types import FunctionType
 
     from . import runtime
 
     class Keeper(pickle.Pickler):
         def persistent_id(self, obj):
-            if type(obj) is runtime.FunctionType and obj.__code__.co_filename == runtime.GENERATED:
+            if type(obj) is FunctionType and obj.__code__.co_filename == runtime.GENERATED:
                 return obj.__name__
             return None
 

@@ -23,7 +23,6 @@ if TYPE_CHECKING:  # annotations only: `typing` is not imported on the evaluator
     Fn = Callable[[list], Any]
 
 GENERATED = "<pbrlang contract>"  # the file name of generated code, in its functions and tracebacks
-FunctionType = type(lambda: None)
 
 SUBJECT, AS_OF, INDEXES, LEDGER, TRACE, STEPS = 0, 1, 2, 3, 4, 5
 FIRST_DAY, LAST_DAY = 1, 3652059  # 0001-01-01 and 9999-12-31 as ordinals
