@@ -18,7 +18,7 @@ EXAMPLES = ROOT / "examples"
 SHARED_SCHEMES = ROOT.parent / "shared" / "schemes"
 SCHEMES = ["work-programme", "innovation-fund", "troubled-families", "recovery-partnership", "peterborough-sib"]
 
-# The tests keep checked contracts and Lark's analysis of the grammar in a cache folder of their
+# The tests keep checked and compiled contracts and Lark's analysis of the grammar in a cache folder of their
 # own (pbrlang.cache), not the user's; the processes they start inherit it.
 os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="pbr-tests-cache-")
 atexit.register(shutil.rmtree, os.environ["XDG_CACHE_HOME"], True)
