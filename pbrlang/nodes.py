@@ -29,8 +29,8 @@ def _note():
 
 class Value:
     """A frozen attrs class's __repr__, __eq__ and __hash__, as attrs would generate them, written
-    once for every such class of the tree and the checked program (each decorated with
-    `repr=False, eq=False`, so that attrs leaves these in place).
+    once for every class of the tree (each decorated with `repr=False, eq=False`, so that attrs
+    leaves these in place). The checked program's classes get the same from pbrlang.frozen.
 
     attrs compiling the three for each class took half the time of importing this module, which
     every `pbr check` does. These are slower to run, but loading and evaluating a contract never

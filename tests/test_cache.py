@@ -3,6 +3,7 @@ and the same code, never for a contract with errors, and never needed."""
 
 from __future__ import annotations
 
+import ast
 import io
 import json
 import os
@@ -221,7 +222,8 @@ def test_pbr_eval_of_a_kept_contract_imports_nothing_of_checking(tmp_path, schem
     runs = [subprocess.run([sys.executable, "-c", code, str(tmp_path / f"s{i}.json")], cwd=ROOT, env=env,
                            capture_output=True, text=True, timeout=120) for i in range(2)]
     assert [r.returncode for r in runs] == [0, 0], runs[0].stderr + runs[1].stderr
-    assert {"lark", "pbrlang.checker", "pbrlang.compiler", "pbrlang.nodes", "attrs"} <= set(eval(runs[0].stdout.split("\n")[-2]))
+    first = set(ast.literal_eval(runs[0].stdout.split("\n")[-2]))
+    assert {"lark", "pbrlang.checker", "pbrlang.compiler", "pbrlang.nodes", "attrs"} <= first
     assert runs[1].stdout.split("\n")[-2] == "[]"
     assert (tmp_path / "s1.json").read_bytes() == (tmp_path / "s0.json").read_bytes()
     assert '"total": "' in (tmp_path / "s1.json").read_text()
