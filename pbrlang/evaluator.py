@@ -645,8 +645,7 @@ def evaluate(compiled: CompiledContract, dataset: Dataset, as_of: datetime.date,
             run = Evaluation(compiled, dataset, as_of)
             statement = parallel.statement(run, parallel.workers_for(run, workers))
         if dataset.excluded:
-            statement = statement.evolve(excluded=tuple(sorted((s, tuple(p)) for s, p in
-                                                                      dataset.excluded.items())))
+            statement = statement.evolve(excluded=tuple(sorted((s, tuple(p)) for s, p in dataset.excluded.items())))
         return statement
 
 
